@@ -1,0 +1,31 @@
+# syntax=docker/dockerfile:1
+# CPU image by default; for CUDA: --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu130
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY earthplat earthplat
+COPY olmo_lm olmo_lm
+COPY labeling labeling
+COPY api api
+# torch and torchvision come from the chosen index, pinned in the same command as the project
+RUN pip install --extra-index-url "${TORCH_INDEX}" "torch==2.14.1" "torchvision==0.29.1" .
+
+FROM ${PYTHON_IMAGE} AS runtime
+RUN useradd --create-home --uid 1000 earthplat
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 \
+    EARTHPLAT_CACHE_DIR=/home/earthplat/.cache/earthplat
+WORKDIR /home/earthplat
+COPY --chown=earthplat olmo_lm/configs /home/earthplat/configs
+USER earthplat
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+    CMD ["earthplat", "healthcheck"]
+# The main job until the platform exists; mount the text corpus at /data.
+CMD ["olmo-lm", "train", "--config", "/home/earthplat/configs/olmo2_tiny_shakespeare.yaml", \
+     "--data.path", "/data/tinyshakespeare.txt", "--trainer.run_dir", "/home/earthplat/runs/demo"]

@@ -1,0 +1,57 @@
+# All set-up is idempotent: every target that needs the environment depends on `setup`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Debian packages the project needs at run or test time (installed when run as root)
+SYSTEM_PACKAGES ?=
+# torch and torchvision are pinned in the same command as the project, so no resolver can
+# swap in another torch build
+PINS := "torch==2.14.1" "torchvision==0.29.1"
+
+.PHONY: setup system-packages run test lint format bench clean
+
+setup: system-packages $(STAMP)
+
+system-packages:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "missing system packages:$$missing (run 'make setup' as root or install them)"; fi; \
+	fi
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(PINS) -e ".[dev]"
+	@$(BIN)/python -c "import torch, torchvision; \
+	  assert torch.__version__.startswith('2.14.1'), torch.__version__; \
+	  assert torchvision.__version__.startswith('0.29.1'), torchvision.__version__"
+	@touch $(STAMP)
+
+run: setup
+	$(BIN)/olmo-lm train --config olmo_lm/configs/olmo2_tiny_shakespeare.yaml \
+	  --trainer.enable_progress_bar false
+	$(BIN)/olmo-lm generate --run_dir runs/olmo2_tiny_shakespeare --prompt "ROMEO:" \
+	  --max_new_tokens 300
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not gpu" -p no:cacheprovider --durations=15
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup
+	$(BIN)/python -m bench.traincore
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

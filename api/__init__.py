@@ -1,0 +1,1 @@
+"""The earthplat FastAPI platform: data collection, labelling, inference and fine-tuning jobs."""

@@ -1,0 +1,35 @@
+"""One rank of ``run_distributed_test``: ``python -m ... PAYLOAD RESULT_DIR``."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+import traceback
+from pathlib import Path
+
+
+def main(payload_path: str, result_dir: str) -> int:
+    rank = int(os.environ["RANK"])
+    out = Path(result_dir)
+    fn, args, kwargs, backend, init_pg = pickle.loads(Path(payload_path).read_bytes())
+    import torch.distributed as dist
+
+    try:
+        if init_pg:
+            dist.init_process_group(
+                backend=backend, rank=rank, world_size=int(os.environ["WORLD_SIZE"])
+            )
+        result = fn(*args, **kwargs)
+        (out / f"rank{rank}.result").write_bytes(pickle.dumps(result))
+        return 0
+    except BaseException:
+        (out / f"rank{rank}.err").write_text(traceback.format_exc())
+        return 1
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))

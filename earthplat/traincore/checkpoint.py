@@ -1,0 +1,66 @@
+"""Periodic checkpoints plus ``last``, and finding where a run directory should resume from."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from earthplat.traincore.errors import TrainCoreConfigError
+
+_STEP_RE = re.compile(r"step=(\d+)")
+
+
+@dataclass
+class CheckpointConfig:
+    """When checkpoints are written and how many are kept."""
+
+    every_n_steps: int | None = 100
+    """Write a checkpoint every this many optimizer steps (``None``: only at epoch ends)."""
+    every_n_epochs: int | None = None
+    """Also write one every this many epochs."""
+    keep: int = 2
+    """Periodic checkpoints kept (newest first); ``-1`` keeps all. ``last`` is always kept."""
+    save_last: bool = True
+    """Maintain ``last.ckpt``, the one a restarted run resumes from."""
+    dirname: str = "checkpoints"
+    """Sub-directory of the run directory."""
+
+    def __post_init__(self) -> None:
+        if self.every_n_steps is not None and self.every_n_steps < 1:
+            raise TrainCoreConfigError("checkpoint.every_n_steps must be >= 1 or null")
+        if self.keep == 0 or self.keep < -1:
+            raise TrainCoreConfigError("checkpoint.keep must be >= 1, or -1 to keep all")
+
+    def build(self, run_dir: str | Path) -> ModelCheckpoint:
+        # monitoring "step" in max mode keeps the newest `keep` checkpoints
+        return ModelCheckpoint(
+            dirpath=Path(run_dir) / self.dirname,
+            filename="step={step:08d}",
+            auto_insert_metric_name=False,
+            monitor="step",
+            mode="max",
+            save_top_k=self.keep,
+            save_last=self.save_last,
+            every_n_train_steps=self.every_n_steps,
+            every_n_epochs=self.every_n_epochs,
+            save_on_train_epoch_end=True,
+        )
+
+
+def find_resume_checkpoint(run_dir: str | Path, dirname: str = "checkpoints") -> Path | None:
+    """The checkpoint a run in ``run_dir`` resumes from: ``last``, else the highest step."""
+    ckpt_dir = Path(run_dir) / dirname
+    if not ckpt_dir.is_dir():
+        return None
+    last = ckpt_dir / "last.ckpt"
+    if last.exists():
+        return last
+    steps = []
+    for path in ckpt_dir.glob("step=*.ckpt"):
+        m = _STEP_RE.search(path.name)
+        if m:
+            steps.append((int(m.group(1)), path))
+    return max(steps)[1] if steps else None

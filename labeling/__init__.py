@@ -1,0 +1,1 @@
+"""Labelling of geospatial windows: projects, class schemas, tasks, annotations and review."""

@@ -1,0 +1,1 @@
+"""OLMo-family model definitions."""

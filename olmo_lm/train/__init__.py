@@ -1,0 +1,1 @@
+"""Training modules of the language models."""

@@ -1,0 +1,110 @@
+"""Functions that ``run_distributed_test`` runs on each rank (importable, module level)."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import torch
+import torch.distributed as dist
+
+from earthplat.traincore.trainer import TrainerConfig, fit
+from tests.helpers.models import build, state_of
+
+
+def report_environment(names: list[str]) -> dict[str, str | None]:
+    return {name: os.environ.get(name) for name in names} | {"rank": dist.get_rank()}
+
+
+def fail_on_rank(bad_rank: int) -> int:
+    if dist.get_rank() == bad_rank:
+        raise ValueError(f"rank {bad_rank} fails on purpose")
+    return dist.get_rank()
+
+
+def train_and_return_weights(
+    kind: str, strategy: str, run_dir: str, global_batch: int, steps: int, world_size: int
+) -> dict[str, torch.Tensor]:
+    module, data = build(kind, seed=0, global_batch=global_batch, world_size=world_size)
+    cfg = TrainerConfig(
+        run_dir=run_dir,
+        strategy=strategy,
+        accelerator="cpu",
+        devices=world_size,
+        max_steps=steps,
+        enable_progress_bar=False,
+        process_group_backend="gloo",
+    )
+    fit(cfg, module, data)
+    return state_of(module)
+
+
+def fsdp_shards_and_grads(global_batch: int = 8) -> dict:
+    """Shard the LM with FSDP2 over all ranks; compare its gradients with an unsharded copy."""
+    from torch.distributed.device_mesh import init_device_mesh
+
+    from earthplat.traincore.parallel import apply_parallelism, is_sharded
+
+    world, rank = dist.get_world_size(), dist.get_rank()
+    module, data = build("lm", seed=0, global_batch=global_batch)
+    reference = copy.deepcopy(module)
+    batch = torch.stack([data.dataset[i] for i in range(global_batch)])
+
+    mesh = init_device_mesh("cpu", (world, 1), mesh_dim_names=("data_parallel", "tensor_parallel"))
+    apply_parallelism(module, mesh, fsdp_units=module.fsdp_units())
+    shard_info = {}
+    for name, p in module.named_parameters():
+        shard_info[name] = {
+            "sharded": is_sharded(p),
+            "local": p.to_local().numel(),
+            "full": p.numel(),
+        }
+
+    per_rank = global_batch // world
+    mine = batch[rank * per_rank : (rank + 1) * per_rank]
+    module._loss(mine).backward()
+    reference._loss(batch).backward()
+
+    max_diff = 0.0
+    for p, q in zip(module.parameters(), reference.parameters()):
+        full_grad = p.grad.full_tensor()
+        max_diff = max(max_diff, (full_grad - q.grad).abs().max().item())
+    return {"shards": shard_info, "max_grad_diff": max_diff}
+
+
+def tensor_parallel_forward() -> dict:
+    """Column/row-parallel MLP on 2 ranks gives the unsharded output and sharded weights."""
+    from torch import nn
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel
+
+    from earthplat.traincore.parallel import apply_parallelism, is_sharded
+
+    class Holder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mlp = nn.Sequential(nn.Linear(8, 32), nn.GELU(), nn.Linear(32, 8))
+
+        def forward(self, x):
+            return self.mlp(x)
+
+    torch.manual_seed(0)
+    model = Holder()
+    reference = copy.deepcopy(model)
+    x = torch.randn(4, 8, generator=torch.Generator().manual_seed(1))
+    mesh = init_device_mesh(
+        "cpu", (1, dist.get_world_size()), mesh_dim_names=("data_parallel", "tensor_parallel")
+    )
+    apply_parallelism(model, mesh, tp_plan={"mlp.0": ColwiseParallel(), "mlp.2": RowwiseParallel()})
+    out = model(x)
+    loss = out.square().mean()
+    loss.backward()
+    ref_out = reference(x)
+    ref_out.square().mean().backward()
+    g = model.mlp[0].weight.grad.full_tensor()
+    return {
+        "max_out_diff": (out - ref_out).abs().max().item(),
+        "max_grad_diff": (g - reference.mlp[0].weight.grad).abs().max().item(),
+        "sharded": is_sharded(model.mlp[0].weight) and is_sharded(model.mlp[2].weight),
+        "local_rows": model.mlp[0].weight.to_local().shape[0],
+    }
