@@ -125,15 +125,16 @@ def run_distributed_test(
         deadline = time.monotonic() + timeout
         timed_out = False
         try:
-            for proc, _ in procs:
-                remaining = deadline - time.monotonic()
-                try:
-                    proc.wait(timeout=max(0.1, remaining))
-                except subprocess.TimeoutExpired:
+            while True:
+                codes = [proc.poll() for proc, _ in procs]
+                if all(code == 0 for code in codes):
+                    break
+                if any(code not in (None, 0) for code in codes):
+                    break  # one rank failed: the others may wait forever in a collective
+                if time.monotonic() > deadline:
                     timed_out = True
                     break
-                if proc.returncode != 0:
-                    break  # one rank failed: the others may wait forever in a collective
+                time.sleep(0.02)
         finally:
             for proc, log in procs:
                 if proc.poll() is None:
@@ -142,7 +143,10 @@ def run_distributed_test(
                 log.close()
         failures = []
         for rank, (proc, _) in enumerate(procs):
-            if proc.returncode != 0 or timed_out:
+            failed_itself = (
+                proc.returncode not in (0, -9) or (tmp_path / f"rank{rank}.err").exists()
+            )
+            if failed_itself or timed_out:
                 err = tmp_path / f"rank{rank}.err"
                 detail = err.read_text() if err.exists() else ""
                 output = (tmp_path / f"rank{rank}.log").read_text(errors="replace")[-4000:]

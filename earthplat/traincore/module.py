@@ -78,8 +78,12 @@ class TrainCoreModule(L.LightningModule):
 
     # --- optimisation ----------------------------------------------------------------------------
     def configure_optimizers(self) -> dict:
-        optimizer = self.optimizer_config.build(self)
-        total = self.trainer.estimated_stepping_batches
+        trainer = self.trainer
+        clips = bool(trainer.gradient_clip_val)
+        optimizer = self.optimizer_config.build(
+            self, allow_fused=not (clips and str(trainer.precision).endswith("-mixed"))
+        )
+        total = trainer.estimated_stepping_batches
         scheduler = self.scheduler_config.build(optimizer, int(total))
         return {
             "optimizer": optimizer,

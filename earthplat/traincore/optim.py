@@ -34,7 +34,9 @@ class OptimizerConfig:
     eps: float = 1e-8
     """Adam denominator epsilon."""
     fused: bool | None = None
-    """Use the fused CUDA kernel; ``None`` picks it when every parameter is on a CUDA device."""
+    """Use the fused CUDA kernel; ``None`` picks it when every parameter is on a CUDA device and
+    the caller allows it (Lightning refuses gradient clipping with fused optimizers under mixed
+    precision, so the core then falls back to the multi-tensor ``foreach`` kernel)."""
 
     def __post_init__(self) -> None:
         if self.lr <= 0:
@@ -46,12 +48,12 @@ class OptimizerConfig:
         if not all(0.0 <= b < 1.0 for b in self.betas):
             raise TrainCoreConfigError(f"optimizer.betas must lie in [0, 1), got {self.betas}")
 
-    def build(self, model: nn.Module) -> torch.optim.AdamW:
+    def build(self, model: nn.Module, *, allow_fused: bool = True) -> torch.optim.AdamW:
         groups = param_groups(model, self.weight_decay)
         params = [p for g in groups for p in g["params"]]
         fused = self.fused
         if fused is None:
-            fused = bool(params) and all(p.device.type == "cuda" for p in params)
+            fused = allow_fused and bool(params) and all(p.device.type == "cuda" for p in params)
         return torch.optim.AdamW(groups, lr=self.lr, betas=self.betas, eps=self.eps, fused=fused)
 
 

@@ -108,3 +108,40 @@ def tensor_parallel_forward() -> dict:
         "sharded": is_sharded(model.mlp[0].weight) and is_sharded(model.mlp[2].weight),
         "local_rows": model.mlp[0].weight.to_local().shape[0],
     }
+
+
+def train_crash_then_resume(
+    kind: str, strategy: str, run_dir: str, steps: int, crash_at: int, world_size: int
+) -> dict[str, torch.Tensor]:
+    """Crash at ``crash_at`` (after a checkpoint), then run again in the same directory."""
+    import lightning as L
+
+    from earthplat.traincore.checkpoint import CheckpointConfig
+
+    class Crash(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if trainer.global_step == crash_at:
+                raise RuntimeError("simulated crash")
+
+    cfg = TrainerConfig(
+        run_dir=run_dir,
+        strategy=strategy,
+        accelerator="cpu",
+        devices=world_size,
+        max_steps=steps,
+        enable_progress_bar=False,
+        process_group_backend="gloo",
+        checkpoint=CheckpointConfig(every_n_steps=2),
+    )
+    module, data = build(kind, seed=0, global_batch=8, world_size=world_size)
+    try:
+        fit(cfg, module, data, callbacks=[Crash()])
+    except RuntimeError as e:
+        assert "simulated crash" in str(e)
+    else:
+        raise AssertionError("the crash did not happen")
+    module, data = build(kind, seed=5, global_batch=8, world_size=world_size)
+    data.seed = 0
+    data.dataset.seed = 0
+    fit(cfg, module, data)
+    return state_of(module)

@@ -80,3 +80,13 @@ def test_tensor_parallel_plan_matches_unsharded():
         assert r["local_rows"] == 16
         assert r["max_out_diff"] < 1e-5
         assert r["max_grad_diff"] < 1e-6
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_distributed_crash_and_resume_matches_uninterrupted(tmp_path, strategy):
+    ref = fns.train_and_return_weights("lm", "auto", str(tmp_path / "one"), 8, 6, 1)
+    ranks = run_distributed_test(
+        fns.train_crash_then_resume, "lm", strategy, str(tmp_path / strategy), 6, 3, 2
+    )
+    for name, expected in ref.items():
+        torch.testing.assert_close(ranks[0][name], expected, rtol=1e-4, atol=1e-5, msg=name)

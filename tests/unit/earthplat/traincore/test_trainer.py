@@ -178,3 +178,38 @@ def test_gradient_accumulation_matches_large_batch(tmp_path):
     small = state_of(module)
     for name in big:
         torch.testing.assert_close(small[name], big[name], rtol=1e-4, atol=1e-5)
+
+
+def test_bf16_mixed_trains_on_cpu(tmp_path):
+    module, data = build("lm", seed=0, global_batch=4)
+    trainer = fit(_cfg(tmp_path, max_steps=3, precision="bf16-mixed"), module, data)
+    assert torch.isfinite(trainer.callback_metrics["train/loss"])
+    assert next(module.parameters()).dtype == torch.float32  # mixed: master weights stay fp32
+
+
+class GradNormSpy(L.Callback):
+    """Records the global gradient norm the optimizer step used (after clipping); gradients
+    are still there at batch end, zeroed only before the next step."""
+
+    def __init__(self) -> None:
+        self.norms: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        grads = [p.grad.square().sum() for p in pl_module.parameters() if p.grad is not None]
+        self.norms.append(float(torch.sqrt(sum(grads))))
+
+
+def test_gradient_clipping_bounds_the_global_norm(tmp_path):
+    norms = {}
+    for clip in (None, 1e-3):
+        module, data = build("vision", seed=0, global_batch=8)
+        spy = GradNormSpy()
+        fit(
+            _cfg(tmp_path / f"c{clip}", max_steps=1, gradient_clip_val=clip),
+            module,
+            data,
+            callbacks=[spy],
+        )
+        norms[clip] = spy.norms[0]
+    assert norms[None] > 1e-2
+    assert norms[1e-3] == pytest.approx(1e-3, rel=1e-3)
