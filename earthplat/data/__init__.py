@@ -1,0 +1,1 @@
+"""Windows, sources, materialisation into aligned time series, datasets and data modules."""

@@ -1,0 +1,65 @@
+"""``Sample``: what a model sees of one window, one typed structure for every model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from earthplat.data.dataset import Dataset
+from earthplat.data.layer import read_layer_arrays
+from earthplat.data.window import Window
+from earthplat.sensors import get_modality
+
+
+@dataclass
+class ModalityData:
+    """One modality of a sample (numpy or torch arrays)."""
+
+    data: np.ndarray
+    """[T, C, H, W] for time series, [1, C, H, W] for static maps; float32, normalised or raw."""
+    valid: np.ndarray
+    """[T, H, W] bool: observed and not cloud/nodata."""
+    bands: list[str]
+    timestamps: np.ndarray
+    """[T, 3] int: (day of month, month 0-11, year) of each period start, as OlmoEarth uses."""
+
+
+@dataclass
+class Sample:
+    window: str
+    modalities: dict[str, ModalityData] = field(default_factory=dict)
+    """Keyed by modality name."""
+
+    @property
+    def height(self) -> int:
+        return next(iter(self.modalities.values())).data.shape[-2]
+
+    @property
+    def width(self) -> int:
+        return next(iter(self.modalities.values())).data.shape[-1]
+
+
+def timestamps_of(times: list[datetime]) -> np.ndarray:
+    return np.array([[t.day, t.month - 1, t.year] for t in times], dtype=np.int32).reshape(-1, 3)
+
+
+def load_sample(dataset: Dataset, window: Window | str, layers: dict[str, str] | None = None,
+                *, normalize: bool = True) -> Sample:
+    """Read a window's layers into a ``Sample``; ``layers`` maps layer name -> modality
+    (default: every finished layer, keyed by its modality)."""
+    from earthplat.sensors import normalize as normalize_fn
+
+    name = window.name if isinstance(window, Window) else window
+    sample = Sample(name)
+    for layer in layers or dataset.layers(window):
+        ld = read_layer_arrays(dataset, window, layer)
+        modality = get_modality(ld.metadata["modality"])
+        data = ld.data.astype(np.float32)
+        if normalize and not modality.categorical:
+            data = normalize_fn(data, modality, tuple(ld.bands))
+        data = np.where(ld.valid[:, None], data, 0.0).astype(np.float32)
+        sample.modalities[modality.name] = ModalityData(data, ld.valid, ld.bands,
+                                                        timestamps_of(ld.times))
+    return sample

@@ -1,0 +1,6 @@
+"""Where imagery comes from: local rasters and STAC catalogues, both producing ``Item``s."""
+
+from earthplat.data.sources.base import Asset, Item, QualityAsset, Source
+from earthplat.data.sources.local import LocalSource
+
+__all__ = ["Asset", "Item", "LocalSource", "QualityAsset", "Source"]
