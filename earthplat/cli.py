@@ -51,11 +51,192 @@ def healthcheck(url: str | None = None, timeout: float = 5.0) -> None:
     print("ok")
 
 
+def windows_create(
+    dataset: str,
+    start: str,
+    end: str,
+    bbox: list[float] | None = None,
+    aoi: str | None = None,
+    points: str | None = None,
+    polygons: str | None = None,
+    size: int = 256,
+    resolution: float = 10.0,
+    group: str = "default",
+) -> int:
+    """Create windows in a dataset from a bbox (minlon minlat maxlon maxlat), an AOI GeoJSON,
+    a points CSV (lon, lat, start, end[, name]) or polygons GeoJSON; UTM/UPS chosen per place."""
+    from earthplat.data.dataset import Dataset
+    from earthplat.data.window import (
+        windows_from_aoi,
+        windows_from_points_csv,
+        windows_from_polygons,
+    )
+
+    given = [x for x in (bbox, aoi, points, polygons) if x]
+    if len(given) != 1:
+        raise SystemExit("give exactly one of --bbox, --aoi, --points, --polygons")
+    if bbox:
+        windows = windows_from_aoi(
+            tuple(bbox), start=start, end=end, size=size, resolution=resolution, group=group
+        )
+    elif aoi:
+        windows = windows_from_aoi(
+            _read_geojson(aoi), start=start, end=end, size=size, resolution=resolution, group=group
+        )
+    elif points:
+        windows = windows_from_points_csv(points, size=size, resolution=resolution, group=group)
+    else:
+        features = _read_geojson(polygons)
+        windows = windows_from_polygons(
+            features.get("features", [features]),
+            start=start,
+            end=end,
+            resolution=resolution,
+            group=group,
+        )
+    Dataset(dataset).write_windows(windows)
+    print(f"{len(windows)} windows written to {dataset}")
+    return len(windows)
+
+
+def _read_geojson(path: str) -> dict:
+    import fsspec
+
+    with fsspec.open(path, "r") as f:
+        return json.load(f)
+
+
+def ingest(
+    dataset: str,
+    layer: str,
+    modality: str,
+    paths: list[str] | None = None,
+    stac: str | None = None,
+    collections: list[str] | None = None,
+    datetime: str | None = None,
+    file_bands: list[str] | None = None,
+    quality: str | None = None,
+    nodata: float | None = None,
+    to_db: bool = False,
+    max_cloud_cover: float | None = None,
+    bands: list[str] | None = None,
+    period: str = "30d",
+    max_periods: int | None = None,
+    method: str = "first",
+    windows: list[str] | None = None,
+    group: str | None = None,
+    workers: int = 2,
+    retries: int = 2,
+    ignore_errors: bool = False,
+    force: bool = False,
+) -> dict:
+    """Prepare and materialise a layer for the dataset's windows from local rasters (--paths,
+    globs allowed) or a STAC API/catalog (--stac). Re-running resumes."""
+    from earthplat.data.dataset import Dataset
+    from earthplat.data.ingest import IngestConfig
+    from earthplat.data.ingest import ingest as run_ingest
+    from earthplat.data.materialize import LayerSpec
+    from earthplat.data.sources.factory import build_source
+
+    ds = Dataset(dataset)
+    source = build_source(
+        modality,
+        paths=paths,
+        stac=stac,
+        collections=collections,
+        datetime=datetime,
+        file_bands=file_bands,
+        quality=quality,
+        nodata=nodata,
+        to_db=to_db,
+        max_cloud_cover=max_cloud_cover,
+    )
+    spec = LayerSpec(
+        layer, modality, bands=bands, period=period, max_periods=max_periods, method=method
+    )
+    report = run_ingest(
+        ds,
+        ds.windows(windows, group),
+        spec,
+        source,
+        IngestConfig(workers=workers, retries=retries, ignore_errors=ignore_errors, force=force),
+    )
+    print(report.summary())
+    return {"done": report.done, "skipped": report.skipped, "failed": report.failed}
+
+
+def dataset_pack(dataset: str, out: str, layers: list[str] | None = None) -> dict:
+    """Pack finished window layers into the pretraining store (fast random reads)."""
+    from earthplat.data.pack import pack_dataset
+
+    info = pack_dataset(dataset, out, layers=layers)
+    print(info)
+    return info if isinstance(info, dict) else getattr(info, "__dict__", {"info": str(info)})
+
+
+def dataset_show(
+    dataset: str,
+    window: str | None = None,
+    layer: str | None = None,
+    png: str | None = None,
+    composite: str | None = None,
+) -> dict:
+    """Summarise a dataset; with --window (and --png) render a layer's composite time series."""
+    from earthplat.data.dataset import Dataset
+
+    ds = Dataset(dataset)
+    windows = ds.windows()
+    summary: dict = {
+        "dataset": dataset,
+        "windows": len(windows),
+        "groups": sorted({w.group for w in windows}),
+        "crs": sorted({w.crs for w in windows}),
+    }
+    if window is None:
+        layer_counts: dict[str, int] = {}
+        for w in windows:
+            for name in ds.layers(w):
+                layer_counts[name] = layer_counts.get(name, 0) + 1
+        summary["layers"] = layer_counts
+    else:
+        w = ds.window(window)
+        summary["window"] = w.to_record()
+        summary["layers"] = {}
+        for name in ds.layers(w):
+            meta = ds.layer_metadata(w, name)
+            summary["layers"][name] = {
+                k: meta[k]
+                for k in ("modality", "bands", "shape", "missing_periods", "valid_fraction")
+            }
+        if png:
+            from earthplat.data.preview import render_preview
+
+            chosen = layer or next(
+                (
+                    n
+                    for n in ds.layers(w)
+                    if ds.layer_metadata(w, n)["modality"] not in ("label", "dem")
+                ),
+                None,
+            )
+            if chosen is None:
+                raise SystemExit(f"window {window} has no imagery layer to preview")
+            summary["png"] = str(render_preview(ds, window, chosen, png, composite))
+    print(json.dumps(summary, indent=1, default=str))
+    return summary
+
+
 def main(argv: list[str] | None = None) -> None:
     from jsonargparse import CLI
 
     CLI(
-        {"info": info, "healthcheck": healthcheck},
+        {
+            "info": info,
+            "healthcheck": healthcheck,
+            "windows": {"create": windows_create},
+            "ingest": ingest,
+            "dataset": {"pack": dataset_pack, "show": dataset_show},
+        },
         args=argv,
         as_positional=False,
         description="earthplat: multimodal Earth-observation foundation models and platform.",

@@ -83,7 +83,9 @@ class Modality:
                 return b
         lowered = key.lower()
         for b in self.bands:
-            if lowered == (b.common_name or "").lower() or lowered in (a.lower() for a in b.aliases):
+            if lowered == (b.common_name or "").lower() or lowered in (
+                a.lower() for a in b.aliases
+            ):
                 return b
         from earthplat.errors import SensorError
 
@@ -131,12 +133,28 @@ _S2 = {
     "B11": ("swir16", 1.610, 20, 2562.85, 1441.55, "swir16", "b11"),
     "B12": ("swir22", 2.190, 20, 1914.14, 1328.89, "swir22", "b12"),
 }
-S2_L1C_ORDER = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10",
-                "B11", "B12")
+S2_L1C_ORDER = (
+    "B01",
+    "B02",
+    "B03",
+    "B04",
+    "B05",
+    "B06",
+    "B07",
+    "B08",
+    "B8A",
+    "B09",
+    "B10",
+    "B11",
+    "B12",
+)
 """The 13 L1C bands in the order ESA (and EuroSAT, Sen1Floods11) store them."""
 S2_L2A_ORDER = tuple(b for b in S2_L1C_ORDER if b != "B10")
-S2_BAND_SETS = (("B02", "B03", "B04", "B08"), ("B05", "B06", "B07", "B8A", "B11", "B12"),
-                ("B01", "B09"))
+S2_BAND_SETS = (
+    ("B02", "B03", "B04", "B08"),
+    ("B05", "B06", "B07", "B8A", "B11", "B12"),
+    ("B01", "B09"),
+)
 
 S2_L2A_BASELINE_OFFSET = 1000
 """From processing baseline 04.00 (25 Jan 2022) S2 DN carry a +1000 radiometric offset
@@ -146,10 +164,15 @@ S2_OFFSET_FROM = date(2022, 1, 25)
 
 _S2_COMPOSITES = (
     Composite("true_color", ("B04", "B03", "B02"), ((0, 3000),) * 3, "natural colour"),
-    Composite("false_color", ("B08", "B04", "B03"), ((0, 5000), (0, 3000), (0, 3000)),
-              "vegetation red"),
-    Composite("swir", ("B12", "B8A", "B04"), ((0, 5000), (0, 5000), (0, 3000)),
-              "short-wave infrared: moisture, burn scars"),
+    Composite(
+        "false_color", ("B08", "B04", "B03"), ((0, 5000), (0, 3000), (0, 3000)), "vegetation red"
+    ),
+    Composite(
+        "swir",
+        ("B12", "B8A", "B04"),
+        ((0, 5000), (0, 5000), (0, 3000)),
+        "short-wave infrared: moisture, burn scars",
+    ),
 )
 
 
@@ -167,26 +190,45 @@ SENTINEL2_L1C = Modality(
     name="sentinel2_l1c",
     bands=tuple(_b(n, *_S2[n]) for n in S2_L1C_ORDER),
     band_sets=(S2_BAND_SETS[0], S2_BAND_SETS[1], ("B01", "B09", "B10")),
-    multitemporal=True, units="TOA reflectance x 10000", dtype="uint16", nodata=0,
-    composites=_S2_COMPOSITES, description="Sentinel-2 MSI Level-1C top-of-atmosphere",
+    multitemporal=True,
+    units="TOA reflectance x 10000",
+    dtype="uint16",
+    nodata=0,
+    composites=_S2_COMPOSITES,
+    description="Sentinel-2 MSI Level-1C top-of-atmosphere",
 )
 SENTINEL2_L2A = Modality(
     name="sentinel2_l2a",
     bands=tuple(_b(n, *_S2[n]) for n in S2_L2A_ORDER),
     band_sets=S2_BAND_SETS,
-    multitemporal=True, units="BOA reflectance x 10000", dtype="uint16", nodata=0,
-    composites=_S2_COMPOSITES, description="Sentinel-2 MSI Level-2A bottom-of-atmosphere",
+    multitemporal=True,
+    units="BOA reflectance x 10000",
+    dtype="uint16",
+    nodata=0,
+    composites=_S2_COMPOSITES,
+    description="Sentinel-2 MSI Level-2A bottom-of-atmosphere",
 )
 
 # --- Sentinel-1 C-band SAR, GRD, backscatter in dB ---------------------------------------------
 SENTINEL1 = Modality(
     name="sentinel1",
-    bands=(_b("VV", None, None, 10, -11.649, 10.840, "vv"),
-           _b("VH", None, None, 10, -17.745, 10.216, "vh")),
+    bands=(
+        _b("VV", None, None, 10, -11.649, 10.840, "vv"),
+        _b("VH", None, None, 10, -17.745, 10.216, "vh"),
+    ),
     band_sets=(("VV", "VH"),),
-    multitemporal=True, units="backscatter dB", dtype="float32", nodata=None,
-    composites=(Composite("vv_vh_ratio", ("VV", "VH", "VV-VH"),
-                          ((-25, 0), (-30, -5), (0, 15)), "VV, VH and VV/VH ratio (dB)"),),
+    multitemporal=True,
+    units="backscatter dB",
+    dtype="float32",
+    nodata=None,
+    composites=(
+        Composite(
+            "vv_vh_ratio",
+            ("VV", "VH", "VV-VH"),
+            ((-25, 0), (-30, -5), (0, 15)),
+            "VV, VH and VV/VH ratio (dB)",
+        ),
+    ),
     description="Sentinel-1 GRD, VV and VH, sigma0 in dB (linear sources are converted)",
 )
 
@@ -208,60 +250,132 @@ LANDSAT = Modality(
     name="landsat",
     bands=tuple(_b(n, *v, n.lower(), f"B{int(n[1:]):02d}") for n, v in _LS.items()),
     band_sets=(("B8",), ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B9", "B10", "B11")),
-    multitemporal=True, units="Level-1 DN", dtype="uint16", nodata=0,
-    composites=(Composite("true_color", ("B4", "B3", "B2"), ((5000, 25000),) * 3),
-                Composite("false_color", ("B5", "B4", "B3"), ((5000, 30000),) + ((5000, 25000),) * 2)),
+    multitemporal=True,
+    units="Level-1 DN",
+    dtype="uint16",
+    nodata=0,
+    composites=(
+        Composite("true_color", ("B4", "B3", "B2"), ((5000, 25000),) * 3),
+        Composite("false_color", ("B5", "B4", "B3"), ((5000, 30000),) + ((5000, 25000),) * 2),
+    ),
     description="Landsat 8/9 OLI-TIRS Collection 2 Level-1",
 )
 
 # --- Decode-only maps --------------------------------------------------------------------------
-WORLDCOVER_CLASSES = {10: "tree cover", 20: "shrubland", 30: "grassland", 40: "cropland",
-                      50: "built-up", 60: "bare / sparse vegetation", 70: "snow and ice",
-                      80: "permanent water bodies", 90: "herbaceous wetland", 95: "mangroves",
-                      100: "moss and lichen"}
+WORLDCOVER_CLASSES = {
+    10: "tree cover",
+    20: "shrubland",
+    30: "grassland",
+    40: "cropland",
+    50: "built-up",
+    60: "bare / sparse vegetation",
+    70: "snow and ice",
+    80: "permanent water bodies",
+    90: "herbaceous wetland",
+    95: "mangroves",
+    100: "moss and lichen",
+}
 WORLDCOVER = Modality(
-    name="worldcover", bands=(_b("B1", None, None, 10, 34.05, 24.23, "map", "label"),),
-    band_sets=(("B1",),), multitemporal=False, decode_only=True, units="class code",
-    dtype="uint8", nodata=0, categorical=True, classes=WORLDCOVER_CLASSES,
+    name="worldcover",
+    bands=(_b("B1", None, None, 10, 34.05, 24.23, "map", "label"),),
+    band_sets=(("B1",),),
+    multitemporal=False,
+    decode_only=True,
+    units="class code",
+    dtype="uint8",
+    nodata=0,
+    categorical=True,
+    classes=WORLDCOVER_CLASSES,
     description="ESA WorldCover 10 m land cover",
 )
 DEM = Modality(
-    name="dem", bands=(_b("elevation", None, None, 30, 677.02, 993.17, "srtm", "dem", "B1"),),
-    band_sets=(("elevation",),), multitemporal=False, decode_only=True, units="metres",
-    dtype="float32", nodata=-32768, description="Elevation (SRTM or Copernicus DEM)",
+    name="dem",
+    bands=(_b("elevation", None, None, 30, 677.02, 993.17, "srtm", "dem", "B1"),),
+    band_sets=(("elevation",),),
+    multitemporal=False,
+    decode_only=True,
+    units="metres",
+    dtype="float32",
+    nodata=-32768,
+    description="Elevation (SRTM or Copernicus DEM)",
 )
-OSM_CATEGORIES = ("building", "road_major", "road_minor", "railway", "water", "waterway",
-                  "park", "farmland", "forest", "parking", "industrial", "residential")
+OSM_CATEGORIES = (
+    "building",
+    "road_major",
+    "road_minor",
+    "railway",
+    "water",
+    "waterway",
+    "park",
+    "farmland",
+    "forest",
+    "parking",
+    "industrial",
+    "residential",
+)
 OPENSTREETMAP = Modality(
     name="openstreetmap",
     bands=tuple(_b(c, None, None, 10, 0.5, 0.5) for c in OSM_CATEGORIES),
-    band_sets=(OSM_CATEGORIES,), multitemporal=False, decode_only=True,
-    units="presence (0/1)", dtype="uint8", nodata=None, categorical=True,
+    band_sets=(OSM_CATEGORIES,),
+    multitemporal=False,
+    decode_only=True,
+    units="presence (0/1)",
+    dtype="uint8",
+    nodata=None,
+    categorical=True,
     description="OpenStreetMap features rasterised as one presence channel per category",
 )
 CANOPY_HEIGHT = Modality(
-    name="canopy_height", bands=(_b("height", None, None, 10, 10.0, 5.0, "B1"),),
-    band_sets=(("height",),), multitemporal=False, decode_only=True, units="metres",
-    dtype="float32", nodata=None, description="Canopy height (e.g. WRI/Meta 1 m, resampled)",
+    name="canopy_height",
+    bands=(_b("height", None, None, 10, 10.0, 5.0, "B1"),),
+    band_sets=(("height",),),
+    multitemporal=False,
+    decode_only=True,
+    units="metres",
+    dtype="float32",
+    nodata=None,
+    description="Canopy height (e.g. WRI/Meta 1 m, resampled)",
 )
 
 LABEL = Modality(
-    name="label", bands=(_b("class", None, None, 10, 0.0, 1.0, "label", "B1"),),
-    band_sets=(("class",),), multitemporal=False, decode_only=True, units="class id",
-    dtype="int16", nodata=-1, categorical=True,
+    name="label",
+    bands=(_b("class", None, None, 10, 0.0, 1.0, "label", "B1"),),
+    band_sets=(("class",),),
+    multitemporal=False,
+    decode_only=True,
+    units="class id",
+    dtype="int16",
+    nodata=-1,
+    categorical=True,
     description="A labelled class raster (task labels; -1 = unlabelled)",
 )
 
 MODALITIES: dict[str, Modality] = {
-    m.name: m for m in (SENTINEL2_L2A, SENTINEL2_L1C, SENTINEL1, LANDSAT, WORLDCOVER, DEM,
-                        OPENSTREETMAP, CANOPY_HEIGHT, LABEL)
+    m.name: m
+    for m in (
+        SENTINEL2_L2A,
+        SENTINEL2_L1C,
+        SENTINEL1,
+        LANDSAT,
+        WORLDCOVER,
+        DEM,
+        OPENSTREETMAP,
+        CANOPY_HEIGHT,
+        LABEL,
+    )
 }
 
 
 def get_modality(name: str) -> Modality:
     """Look a modality up by name (``sentinel2_l2a``; ``s2``/``s1`` are accepted shorthands)."""
-    key = {"s2": "sentinel2_l2a", "s2_l2a": "sentinel2_l2a", "s2_l1c": "sentinel2_l1c",
-           "s1": "sentinel1", "landsat8": "landsat", "landsat9": "landsat"}.get(name, name)
+    key = {
+        "s2": "sentinel2_l2a",
+        "s2_l2a": "sentinel2_l2a",
+        "s2_l1c": "sentinel2_l1c",
+        "s1": "sentinel1",
+        "landsat8": "landsat",
+        "landsat9": "landsat",
+    }.get(name, name)
     if key not in MODALITIES:
         from earthplat.errors import SensorError
 
@@ -269,8 +383,9 @@ def get_modality(name: str) -> Modality:
     return MODALITIES[key]
 
 
-def normalize(values: Any, modality: str | Modality, bands: tuple[str, ...] | None = None,
-              band_axis: int = -3) -> Any:
+def normalize(
+    values: Any, modality: str | Modality, bands: tuple[str, ...] | None = None, band_axis: int = -3
+) -> Any:
     """OlmoEarth normalisation: (x - (mean - 2 std)) / (4 std), per band, so that mean +/- 2 std
     maps to [0, 1]. Works on numpy arrays and torch tensors; ``band_axis`` indexes the bands."""
     m = get_modality(modality) if isinstance(modality, str) else modality

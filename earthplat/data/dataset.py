@@ -58,8 +58,11 @@ class Dataset:
         existing = self.windows() if mode == "merge" and self.exists() else []
         new_names = set(names)
         merged = [w for w in existing if w.name not in new_names] + list(windows)
-        frame = gpd.GeoDataFrame([w.to_record() for w in merged],
-                                 geometry=[w.geometry_wgs84() for w in merged], crs="EPSG:4326")
+        frame = gpd.GeoDataFrame(
+            [w.to_record() for w in merged],
+            geometry=[w.geometry_wgs84() for w in merged],
+            crs="EPSG:4326",
+        )
         self.fs.makedirs(self._path, exist_ok=True)
         tmp = self.url(INDEX + ".tmp")
         with self.fs.open(tmp, "wb") as f:
@@ -73,8 +76,9 @@ class Dataset:
         import geopandas as gpd
 
         if not self.exists():
-            raise DataError(f"{self.root} has no {INDEX}; create windows first "
-                            "(earthplat windows create)")
+            raise DataError(
+                f"{self.root} has no {INDEX}; create windows first (earthplat windows create)"
+            )
         with self.fs.open(self.url(INDEX), "rb") as f:
             frame = gpd.read_parquet(f)
         out = [Window.from_record(r) for r in frame.drop(columns="geometry").to_dict("records")]
@@ -109,8 +113,10 @@ class Dataset:
         path = self.layer_path(window, layer, ".json")
         if not self.fs.exists(path):
             name = window.name if isinstance(window, Window) else window
-            raise DataError(f"window {name} has no finished layer {layer!r} in {self.root}; "
-                            "run earthplat ingest for it")
+            raise DataError(
+                f"window {name} has no finished layer {layer!r} in {self.root}; "
+                "run earthplat ingest for it"
+            )
         return self.read_json(path)
 
     def layers(self, window: Window | str) -> list[str]:
@@ -118,8 +124,9 @@ class Dataset:
         if not self.fs.exists(d):
             return []
         names = [Path(p).name for p in self.fs.ls(d, detail=False)]
-        return sorted(n[:-5] for n in names if n.endswith(".json")
-                      and not n.endswith(".prepare.json"))
+        return sorted(
+            n[:-5] for n in names if n.endswith(".json") and not n.endswith(".prepare.json")
+        )
 
     def put_file(self, local: str | Path, dest: str) -> None:
         """Move a locally written file to ``dest`` (atomic rename when local)."""

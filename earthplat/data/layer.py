@@ -37,8 +37,7 @@ def read_layer_arrays(dataset: Dataset, window: Window | str, layer: str) -> Lay
     return LayerData(data, valid, list(meta["bands"]), times, meta)
 
 
-def read_layer(dataset: Dataset | str, window: Window | str, layer: str, *,
-               masked: bool = True):
+def read_layer(dataset: Dataset | str, window: Window | str, layer: str, *, masked: bool = True):
     """The layer as an ``xarray.DataArray`` with dims (time, band, y, x) and its CRS.
 
     With ``masked`` values are float32 with NaN where invalid (the xarray convention); the
@@ -52,7 +51,7 @@ def read_layer(dataset: Dataset | str, window: Window | str, layer: str, *,
     layer_data = read_layer_arrays(ds, window, layer)
     meta = layer_data.metadata
     transform = Affine(*meta["transform"])
-    t, c, h, w = meta["shape"]
+    h, w = meta["shape"][2:]
     xs = transform.c + transform.a * (np.arange(w) + 0.5)
     ys = transform.f + transform.e * (np.arange(h) + 0.5)
     values = layer_data.data
@@ -60,10 +59,21 @@ def read_layer(dataset: Dataset | str, window: Window | str, layer: str, *,
         values = np.where(layer_data.valid[:, None], values.astype(np.float32), np.nan)
     times = np.array([np.datetime64(tm.replace(tzinfo=None)) for tm in layer_data.times])
     da = xr.DataArray(
-        values, dims=("time", "band", "y", "x"),
-        coords={"time": times, "band": layer_data.bands, "y": ys, "x": xs,
-                "valid": (("time", "y", "x"), layer_data.valid)},
-        name=layer, attrs={"modality": meta["modality"], "window": meta["window"],
-                           "nodata": meta["nodata"], "missing_periods": meta["missing_periods"]},
+        values,
+        dims=("time", "band", "y", "x"),
+        coords={
+            "time": times,
+            "band": layer_data.bands,
+            "y": ys,
+            "x": xs,
+            "valid": (("time", "y", "x"), layer_data.valid),
+        },
+        name=layer,
+        attrs={
+            "modality": meta["modality"],
+            "window": meta["window"],
+            "nodata": meta["nodata"],
+            "missing_periods": meta["missing_periods"],
+        },
     )
     return da.rio.write_crs(meta["crs"]).rio.write_transform(transform)

@@ -63,12 +63,16 @@ class LayerArrays:
 def _resampling(spec: Modality, name: str | None):
     from rasterio.enums import Resampling
 
-    return Resampling[name] if name else (Resampling.nearest if spec.categorical
-                                          else Resampling.bilinear)
+    return (
+        Resampling[name]
+        if name
+        else (Resampling.nearest if spec.categorical else Resampling.bilinear)
+    )
 
 
-def read_item(item: Item, window: Window, bands: list[str], spec: Modality,
-              resampling: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def read_item(
+    item: Item, window: Window, bands: list[str], spec: Modality, resampling: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """One item in the window grid: ([C, H, W] float64 values, [H, W] validity)."""
     import rasterio
     from rasterio.errors import RasterioIOError
@@ -79,8 +83,10 @@ def read_item(item: Item, window: Window, bands: list[str], spec: Modality,
     valid = np.ones(shape, dtype=bool)
     missing = [b for b in bands if b not in item.assets]
     if missing:
-        raise DataError(f"item {item.id} has no asset for band(s) {', '.join(missing)}; choose "
-                        "bands the source provides or fix the asset mapping")
+        raise DataError(
+            f"item {item.id} has no asset for band(s) {', '.join(missing)}; choose "
+            "bands the source provides or fix the asset mapping"
+        )
     by_href: dict[str, list[tuple[int, Any]]] = defaultdict(list)
     for c, band in enumerate(bands):
         by_href[item.assets[band].href].append((c, item.assets[band]))
@@ -90,15 +96,20 @@ def read_item(item: Item, window: Window, bands: list[str], spec: Modality,
         try:
             src = rasterio.open(href)
         except RasterioIOError as e:
-            raise DataError(f"cannot read {href} ({e}); check that the file or URL exists and "
-                            "is a raster") from None
+            raise DataError(
+                f"cannot read {href} ({e}); check that the file or URL exists and is a raster"
+            ) from None
         with src:
             if src.crs is None:
                 raise DataError(f"{href} has no CRS; georeference it before ingesting")
             src_nodata = nodata_override if nodata_override is not None else src.nodata
-            kwargs: dict[str, Any] = dict(crs=window.crs, transform=window.transform,
-                                          width=window.width, height=window.height,
-                                          resampling=resample)
+            kwargs: dict[str, Any] = dict(
+                crs=window.crs,
+                transform=window.transform,
+                width=window.width,
+                height=window.height,
+                resampling=resample,
+            )
             if src_nodata is not None:
                 kwargs.update(src_nodata=src_nodata, nodata=src_nodata)
             else:
@@ -131,10 +142,17 @@ def _cloud_mask(item: Item, window: Window) -> np.ndarray:
     from rasterio.vrt import WarpedVRT
 
     q = item.quality
-    with rasterio.open(q.href) as src, WarpedVRT(
-        src, crs=window.crs, transform=window.transform, width=window.width,
-        height=window.height, resampling=Resampling.nearest,
-    ) as vrt:
+    with (
+        rasterio.open(q.href) as src,
+        WarpedVRT(
+            src,
+            crs=window.crs,
+            transform=window.transform,
+            width=window.width,
+            height=window.height,
+            resampling=Resampling.nearest,
+        ) as vrt,
+    ):
         values = vrt.read(q.band_index)
     if q.kind == "scl":
         return np.isin(values, SCL_INVALID)
@@ -173,8 +191,9 @@ def materialize_arrays(window: Window, items: list[Item], layer: LayerSpec) -> L
     valid = np.zeros((t, h, w), dtype=bool)
     used: list[list[str]] = [[] for _ in periods]
     for p, (p0, p1) in enumerate(periods):
-        members = items if not spec.multitemporal else [
-            it for it in items if p0 <= it.datetime < p1]
+        members = (
+            items if not spec.multitemporal else [it for it in items if p0 <= it.datetime < p1]
+        )
         if not members:
             continue
         stack, masks = [], []
@@ -182,8 +201,12 @@ def materialize_arrays(window: Window, items: list[Item], layer: LayerSpec) -> L
             v, m = read_item(it, window, bands, spec, layer.resampling)
             stack.append(v)
             masks.append(m)
-        cloud = [float(it.properties["cloud_cover"]) / 100 if "cloud_cover" in it.properties
-                 else 1.0 - float(m.mean()) for it, m in zip(members, masks)]
+        cloud = [
+            float(it.properties["cloud_cover"]) / 100
+            if "cloud_cover" in it.properties
+            else 1.0 - float(m.mean())
+            for it, m in zip(members, masks)
+        ]
         values[p], valid[p] = composite(np.stack(stack), np.stack(masks), layer.method, cloud)
         used[p] = [it.id for it, m in zip(members, masks) if m.any()]
     return LayerArrays(_to_storage_all(values, valid, spec), valid, bands, periods, used)
@@ -193,79 +216,132 @@ def _to_storage_all(values: np.ndarray, valid: np.ndarray, spec: Modality) -> np
     return np.stack([_to_storage(values[t], valid[t], spec) for t in range(values.shape[0])])
 
 
-def write_layer(dataset: Dataset, window: Window, layer: LayerSpec, arrays: LayerArrays,
-                items: list[Item], source: dict[str, Any]) -> dict[str, Any]:
+def write_layer(
+    dataset: Dataset,
+    window: Window,
+    layer: LayerSpec,
+    arrays: LayerArrays,
+    items: list[Item],
+    source: dict[str, Any],
+) -> dict[str, Any]:
     """Write data COG, mask COG, then the metadata JSON (last: it marks the layer finished)."""
     import rasterio
     from rasterio.shutil import copy as rio_copy
 
     spec = layer.spec
     t, c = arrays.data.shape[:2]
-    nodata = spec.nodata if spec.nodata is not None else (
-        float("nan") if np.issubdtype(np.dtype(spec.dtype), np.floating) else None)
+    nodata = (
+        spec.nodata
+        if spec.nodata is not None
+        else (float("nan") if np.issubdtype(np.dtype(spec.dtype), np.floating) else None)
+    )
     descriptions = [f"{p0:%Y-%m-%d}_{b}" for p0, _ in arrays.periods for b in arrays.bands]
-    profile = dict(driver="GTiff", width=window.width, height=window.height, crs=window.crs,
-                   transform=window.transform, tiled=True, blockxsize=256, blockysize=256)
+    profile = dict(
+        driver="GTiff",
+        width=window.width,
+        height=window.height,
+        crs=window.crs,
+        transform=window.transform,
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+    )
     with tempfile.TemporaryDirectory(prefix="earthplat-layer-") as tmp:
         outputs = {}
         for kind, array, dtype, nd, descs in (
-            ("data", arrays.data.reshape(t * c, window.height, window.width), spec.dtype, nodata,
-             descriptions),
-            ("mask", arrays.valid.astype(np.uint8), "uint8", None,
-             [f"{p0:%Y-%m-%d}_valid" for p0, _ in arrays.periods]),
+            (
+                "data",
+                arrays.data.reshape(t * c, window.height, window.width),
+                spec.dtype,
+                nodata,
+                descriptions,
+            ),
+            (
+                "mask",
+                arrays.valid.astype(np.uint8),
+                "uint8",
+                None,
+                [f"{p0:%Y-%m-%d}_valid" for p0, _ in arrays.periods],
+            ),
         ):
             plain = Path(tmp) / f"{kind}.tif"
-            with rasterio.open(plain, "w", count=array.shape[0], dtype=dtype, nodata=nd,
-                               **profile) as dst:
+            with rasterio.open(
+                plain, "w", count=array.shape[0], dtype=dtype, nodata=nd, **profile
+            ) as dst:
                 dst.write(array)
                 for i, d in enumerate(descs, start=1):
                     dst.set_band_description(i, d)
-                dst.update_tags(MODALITY=spec.name, LAYER=layer.name, WINDOW=window.name,
-                                BANDS=",".join(arrays.bands),
-                                PERIODS=",".join(f"{p0:%Y-%m-%d}" for p0, _ in arrays.periods))
+                dst.update_tags(
+                    MODALITY=spec.name,
+                    LAYER=layer.name,
+                    WINDOW=window.name,
+                    BANDS=",".join(arrays.bands),
+                    PERIODS=",".join(f"{p0:%Y-%m-%d}" for p0, _ in arrays.periods),
+                )
             cog = Path(tmp) / f"{kind}.cog.tif"
-            rio_copy(plain, cog, driver="COG", compress="DEFLATE",
-                     predictor=3 if np.issubdtype(np.dtype(dtype), np.floating) else 2,
-                     overviews="AUTO", blocksize=256,
-                     resampling="NEAREST" if spec.categorical or kind == "mask" else "AVERAGE")
+            rio_copy(
+                plain,
+                cog,
+                driver="COG",
+                compress="DEFLATE",
+                predictor=3 if np.issubdtype(np.dtype(dtype), np.floating) else 2,
+                overviews="AUTO",
+                blocksize=256,
+                resampling="NEAREST" if spec.categorical or kind == "mask" else "AVERAGE",
+            )
             outputs[kind] = cog
         dataset.put_file(outputs["data"], dataset.layer_path(window, layer.name, ".tif"))
         dataset.put_file(outputs["mask"], dataset.layer_path(window, layer.name, ".mask.tif"))
     valid_fraction = [float(arrays.valid[i].mean()) for i in range(t)]
     meta = {
-        "window": window.name, "layer": layer.name, "modality": spec.name,
-        "bands": arrays.bands, "dtype": spec.dtype,
+        "window": window.name,
+        "layer": layer.name,
+        "modality": spec.name,
+        "bands": arrays.bands,
+        "dtype": spec.dtype,
         "nodata": None if nodata is None or nodata != nodata else nodata,
-        "crs": window.crs, "transform": list(window.transform)[:6],
+        "crs": window.crs,
+        "transform": list(window.transform)[:6],
         "shape": [t, c, window.height, window.width],
         "periods": [[p0.isoformat(), p1.isoformat()] for p0, p1 in arrays.periods],
         "missing_periods": [i for i, f in enumerate(valid_fraction) if f == 0.0],
         "valid_fraction": valid_fraction,
-        "items": arrays.items_per_period, "method": layer.method,
+        "items": arrays.items_per_period,
+        "method": layer.method,
         "resampling": layer.resampling or ("nearest" if spec.categorical else "bilinear"),
-        "source": source, "prepared_items": [it.id for it in items],
-        "created": datetime.now(UTC).isoformat(), "earthplat_version": earthplat.__version__,
+        "source": source,
+        "prepared_items": [it.id for it in items],
+        "created": datetime.now(UTC).isoformat(),
+        "earthplat_version": earthplat.__version__,
     }
     dataset.write_json(dataset.layer_path(window, layer.name, ".json"), meta)
     return meta
 
 
-def prepare(dataset: Dataset, window: Window, layer: LayerSpec, source,
-            *, force: bool = False) -> list[Item]:
+def prepare(
+    dataset: Dataset, window: Window, layer: LayerSpec, source, *, force: bool = False
+) -> list[Item]:
     """Find the items for a window layer and record them in ``LAYER.prepare.json``."""
     path = dataset.layer_path(window, layer.name, ".prepare.json")
     if not force and dataset.fs.exists(path):
         return [Item.from_json(d) for d in dataset.read_json(path)["items"]]
     items = source.search(window)
     dataset.fs.makedirs(dataset.window_dir(window), exist_ok=True)
-    dataset.write_json(path, {"window": window.name, "layer": layer.name,
-                              "source": source.describe(),
-                              "items": [it.to_json() for it in items]})
+    dataset.write_json(
+        path,
+        {
+            "window": window.name,
+            "layer": layer.name,
+            "source": source.describe(),
+            "items": [it.to_json() for it in items],
+        },
+    )
     return items
 
 
-def materialize(dataset: Dataset, window: Window, layer: LayerSpec, source,
-                *, force: bool = False) -> dict[str, Any]:
+def materialize(
+    dataset: Dataset, window: Window, layer: LayerSpec, source, *, force: bool = False
+) -> dict[str, Any]:
     """Prepare + materialise one window layer; a finished layer is skipped unless ``force``."""
     if not force and dataset.layer_done(window, layer.name):
         return dataset.layer_metadata(window, layer.name)

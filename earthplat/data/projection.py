@@ -11,7 +11,7 @@ def utm_zone(lon: float, lat: float) -> int:
     """UTM zone number, with the Norway (32V) and Svalbard (31X-37X) exceptions."""
     if not -180.0 <= lon <= 180.0 or not -90.0 <= lat <= 90.0:
         raise WindowError(f"({lon}, {lat}) is not a longitude/latitude pair in degrees")
-    zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
+    zone = math.floor((lon + 180.0) / 6.0) % 60 + 1
     if 56.0 <= lat < 64.0 and 3.0 <= lon < 12.0:
         return 32
     if 72.0 <= lat < 84.0 and lon >= 0.0:

@@ -45,8 +45,13 @@ def timestamps_of(times: list[datetime]) -> np.ndarray:
     return np.array([[t.day, t.month - 1, t.year] for t in times], dtype=np.int32).reshape(-1, 3)
 
 
-def load_sample(dataset: Dataset, window: Window | str, layers: dict[str, str] | None = None,
-                *, normalize: bool = True) -> Sample:
+def load_sample(
+    dataset: Dataset,
+    window: Window | str,
+    layers: dict[str, str] | None = None,
+    *,
+    normalize: bool = True,
+) -> Sample:
     """Read a window's layers into a ``Sample``; ``layers`` maps layer name -> modality
     (default: every finished layer, keyed by its modality)."""
     from earthplat.sensors import normalize as normalize_fn
@@ -60,6 +65,7 @@ def load_sample(dataset: Dataset, window: Window | str, layers: dict[str, str] |
         if normalize and not modality.categorical:
             data = normalize_fn(data, modality, tuple(ld.bands))
         data = np.where(ld.valid[:, None], data, 0.0).astype(np.float32)
-        sample.modalities[modality.name] = ModalityData(data, ld.valid, ld.bands,
-                                                        timestamps_of(ld.times))
+        sample.modalities[modality.name] = ModalityData(
+            data, ld.valid, ld.bands, timestamps_of(ld.times)
+        )
     return sample

@@ -24,15 +24,17 @@ def parse_period(text: str | int | timedelta) -> timedelta:
     if not m:
         raise WindowError(f"period {text!r} is not like '30d', '2w' or '12h'")
     value, unit = float(m.group(1)), m.group(2) or "d"
-    delta = {"d": timedelta(days=value), "w": timedelta(weeks=value),
-             "h": timedelta(hours=value)}[unit]
+    delta = {"d": timedelta(days=value), "w": timedelta(weeks=value), "h": timedelta(hours=value)}[
+        unit
+    ]
     if delta <= timedelta(0):
         raise WindowError("the period must be positive")
     return delta
 
 
-def make_periods(start: datetime, end: datetime, period: str | timedelta,
-                 max_periods: int | None = None) -> list[tuple[datetime, datetime]]:
+def make_periods(
+    start: datetime, end: datetime, period: str | timedelta, max_periods: int | None = None
+) -> list[tuple[datetime, datetime]]:
     """Consecutive [start, end) periods from ``start``; the last one is cut at ``end``."""
     step = parse_period(period)
     out = []
@@ -43,8 +45,12 @@ def make_periods(start: datetime, end: datetime, period: str | timedelta,
     return out
 
 
-def composite(stack: np.ndarray, valid: np.ndarray, method: CompositeMethod,
-              cloud_fraction: list[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def composite(
+    stack: np.ndarray,
+    valid: np.ndarray,
+    method: CompositeMethod,
+    cloud_fraction: list[float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Composite N acquisitions of one period.
 
     stack: [N, C, H, W] values; valid: [N, H, W] usable pixels (not nodata, not cloud).
@@ -64,9 +70,11 @@ def composite(stack: np.ndarray, valid: np.ndarray, method: CompositeMethod,
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 med = np.nanmedian(data, axis=0)
-        out = np.where(any_valid[None], med, 0).astype(stack.dtype, copy=False) \
-            if np.issubdtype(stack.dtype, np.floating) else \
-            np.where(any_valid[None], np.rint(np.nan_to_num(med)), 0).astype(stack.dtype)
+        out = (
+            np.where(any_valid[None], med, 0).astype(stack.dtype, copy=False)
+            if np.issubdtype(stack.dtype, np.floating)
+            else np.where(any_valid[None], np.rint(np.nan_to_num(med)), 0).astype(stack.dtype)
+        )
         return out, any_valid
     order = list(range(n))
     if method == "least_cloudy":

@@ -82,8 +82,9 @@ class Window:
         from affine import Affine
 
         c0, r0 = self.bounds[0], self.bounds[1]
-        return Affine(self.resolution, 0.0, c0 * self.resolution,
-                      0.0, -self.resolution, -r0 * self.resolution)
+        return Affine(
+            self.resolution, 0.0, c0 * self.resolution, 0.0, -self.resolution, -r0 * self.resolution
+        )
 
     @property
     def projected_bounds(self) -> tuple[float, float, float, float]:
@@ -100,11 +101,16 @@ class Window:
 
     def geometry_wgs84(self):
         """The footprint in WGS84 longitude/latitude (densified edges)."""
-        from shapely.geometry import shape
         from rasterio.warp import transform_geom
+        from shapely.geometry import shape
 
-        geom = transform_geom(self.crs, "EPSG:4326", self.geometry().__geo_interface__,
-                              antimeridian_cutting=True, precision=-1)
+        geom = transform_geom(
+            self.crs,
+            "EPSG:4326",
+            self.geometry().__geo_interface__,
+            antimeridian_cutting=True,
+            precision=-1,
+        )
         return shape(geom)
 
     # --- (de)serialisation --------------------------------------------------------------------
@@ -112,21 +118,40 @@ class Window:
         import json
 
         c0, r0, c1, r1 = self.bounds
-        return {"name": self.name, "group": self.group, "crs": self.crs,
-                "resolution": self.resolution, "col_min": c0, "row_min": r0, "col_max": c1,
-                "row_max": r1, "start": self.start.isoformat(), "end": self.end.isoformat(),
-                "properties": json.dumps(self.properties, sort_keys=True, default=str)}
+        return {
+            "name": self.name,
+            "group": self.group,
+            "crs": self.crs,
+            "resolution": self.resolution,
+            "col_min": c0,
+            "row_min": r0,
+            "col_max": c1,
+            "row_max": r1,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "properties": json.dumps(self.properties, sort_keys=True, default=str),
+        }
 
     @classmethod
     def from_record(cls, rec: dict[str, Any]) -> Window:
         import json
 
         props = rec.get("properties") or "{}"
-        return cls(name=str(rec["name"]), crs=str(rec["crs"]), resolution=float(rec["resolution"]),
-                   bounds=(int(rec["col_min"]), int(rec["row_min"]), int(rec["col_max"]),
-                           int(rec["row_max"])),
-                   start=rec["start"], end=rec["end"], group=str(rec.get("group") or "default"),
-                   properties=json.loads(props) if isinstance(props, str) else dict(props))
+        return cls(
+            name=str(rec["name"]),
+            crs=str(rec["crs"]),
+            resolution=float(rec["resolution"]),
+            bounds=(
+                int(rec["col_min"]),
+                int(rec["row_min"]),
+                int(rec["col_max"]),
+                int(rec["row_max"]),
+            ),
+            start=rec["start"],
+            end=rec["end"],
+            group=str(rec.get("group") or "default"),
+            properties=json.loads(props) if isinstance(props, str) else dict(props),
+        )
 
 
 # --- creation -------------------------------------------------------------------------------
@@ -143,17 +168,29 @@ def _check_geometry(geom, what: str):
     if geom.is_empty:
         raise WindowError(f"{what} is empty")
     if not geom.is_valid:
-        raise WindowError(f"{what} is not a valid geometry ({explain_validity(geom)}); repair "
-                          "it (e.g. shapely.make_valid) and try again")
+        raise WindowError(
+            f"{what} is not a valid geometry ({explain_validity(geom)}); repair "
+            "it (e.g. shapely.make_valid) and try again"
+        )
     minx, miny, maxx, maxy = geom.bounds
     if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
-        raise WindowError(f"{what} has coordinates outside longitude/latitude range; AOIs are "
-                          "WGS84 (EPSG:4326) lon/lat")
+        raise WindowError(
+            f"{what} has coordinates outside longitude/latitude range; AOIs are "
+            "WGS84 (EPSG:4326) lon/lat"
+        )
 
 
-def windows_from_aoi(aoi, *, start: str | datetime, end: str | datetime, size: int = 256,
-                     resolution: float = 10.0, crs: str | None = None, group: str = "default",
-                     name_prefix: str = "") -> list[Window]:
+def windows_from_aoi(
+    aoi,
+    *,
+    start: str | datetime,
+    end: str | datetime,
+    size: int = 256,
+    resolution: float = 10.0,
+    crs: str | None = None,
+    group: str = "default",
+    name_prefix: str = "",
+) -> list[Window]:
     """A grid of ``size`` x ``size`` pixel windows covering ``aoi`` (WGS84 shapely geometry, a
     GeoJSON mapping, or a (minlon, minlat, maxlon, maxlat) bbox). Grid cells are aligned to
     multiples of ``size`` on the zone's pixel grid, so re-running with a larger AOI reproduces
@@ -164,8 +201,11 @@ def windows_from_aoi(aoi, *, start: str | datetime, end: str | datetime, size: i
     if isinstance(aoi, tuple | list) and len(aoi) == 4:
         geom = box(*aoi)
     elif isinstance(aoi, dict):
-        geom = shape(aoi.get("geometry", aoi)) if aoi.get("type") != "FeatureCollection" else \
-            __import__("shapely").union_all([shape(f["geometry"]) for f in aoi["features"]])
+        geom = (
+            shape(aoi.get("geometry", aoi))
+            if aoi.get("type") != "FeatureCollection"
+            else __import__("shapely").union_all([shape(f["geometry"]) for f in aoi["features"]])
+        )
     else:
         geom = aoi
     _check_geometry(geom, "the AOI")
@@ -181,19 +221,41 @@ def windows_from_aoi(aoi, *, start: str | datetime, end: str | datetime, size: i
     for gx in range(math.floor(minx / cell), math.ceil(maxx / cell)):
         for gy in range(math.floor(-maxy / cell), math.ceil(-miny / cell)):
             c0, r0 = gx * size, gy * size
-            tile = box(c0 * resolution, -(r0 + size) * resolution, (c0 + size) * resolution,
-                       -r0 * resolution)
+            tile = box(
+                c0 * resolution,
+                -(r0 + size) * resolution,
+                (c0 + size) * resolution,
+                -r0 * resolution,
+            )
             if prepared.intersects(tile):
                 code = crs.split(":")[-1]
-                windows.append(Window(f"{name_prefix}{code}_{int(resolution)}m_{c0}_{r0}", crs,
-                                      resolution, (c0, r0, c0 + size, r0 + size), start, end,
-                                      group))
+                windows.append(
+                    Window(
+                        f"{name_prefix}{code}_{int(resolution)}m_{c0}_{r0}",
+                        crs,
+                        resolution,
+                        (c0, r0, c0 + size, r0 + size),
+                        start,
+                        end,
+                        group,
+                    )
+                )
     return windows
 
 
-def window_around(lon: float, lat: float, *, name: str, start, end, size: int = 256,
-                  resolution: float = 10.0, crs: str | None = None, group: str = "default",
-                  properties: dict | None = None) -> Window:
+def window_around(
+    lon: float,
+    lat: float,
+    *,
+    name: str,
+    start,
+    end,
+    size: int = 256,
+    resolution: float = 10.0,
+    crs: str | None = None,
+    group: str = "default",
+    properties: dict | None = None,
+) -> Window:
     """A ``size`` x ``size`` window centred (to the pixel) on a point."""
     from rasterio.warp import transform
 
@@ -201,28 +263,42 @@ def window_around(lon: float, lat: float, *, name: str, start, end, size: int = 
     xs, ys = transform("EPSG:4326", crs, [lon], [lat])
     col, row = math.floor(xs[0] / resolution), math.floor(-ys[0] / resolution)
     c0, r0 = col - size // 2, row - size // 2
-    return Window(name, crs, resolution, (c0, r0, c0 + size, r0 + size), start, end, group,
-                  properties or {})
+    return Window(
+        name, crs, resolution, (c0, r0, c0 + size, r0 + size), start, end, group, properties or {}
+    )
 
 
-def windows_from_points(rows: list[dict[str, Any]], *, size: int = 256, resolution: float = 10.0,
-                        group: str = "default") -> list[Window]:
+def windows_from_points(
+    rows: list[dict[str, Any]], *, size: int = 256, resolution: float = 10.0, group: str = "default"
+) -> list[Window]:
     """One window per row of ``lon, lat, start, end`` (optional ``name``; other columns become
     properties)."""
     windows = []
     for i, row in enumerate(rows):
         missing = [k for k in ("lon", "lat", "start", "end") if row.get(k) in (None, "")]
         if missing:
-            raise WindowError(f"point row {i + 1} lacks {', '.join(missing)}; the CSV needs "
-                              "columns lon, lat, start, end")
+            raise WindowError(
+                f"point row {i + 1} lacks {', '.join(missing)}; the CSV needs "
+                "columns lon, lat, start, end"
+            )
         try:
             lon, lat = float(row["lon"]), float(row["lat"])
         except ValueError:
             raise WindowError(f"point row {i + 1}: lon/lat must be numbers") from None
         props = {k: v for k, v in row.items() if k not in ("lon", "lat", "start", "end", "name")}
-        windows.append(window_around(lon, lat, name=str(row.get("name") or f"pt{i:06d}"),
-                                     start=row["start"], end=row["end"], size=size,
-                                     resolution=resolution, group=group, properties=props))
+        windows.append(
+            window_around(
+                lon,
+                lat,
+                name=str(row.get("name") or f"pt{i:06d}"),
+                start=row["start"],
+                end=row["end"],
+                size=size,
+                resolution=resolution,
+                group=group,
+                properties=props,
+            )
+        )
     return windows
 
 
@@ -235,9 +311,16 @@ def windows_from_points_csv(path: str, **kwargs) -> list[Window]:
         return windows_from_points(list(csv.DictReader(f)), **kwargs)
 
 
-def windows_from_polygons(features: list[dict[str, Any]], *, start, end,
-                          resolution: float = 10.0, pad: int = 0, group: str = "default",
-                          max_size: int = 4096) -> list[Window]:
+def windows_from_polygons(
+    features: list[dict[str, Any]],
+    *,
+    start,
+    end,
+    resolution: float = 10.0,
+    pad: int = 0,
+    group: str = "default",
+    max_size: int = 4096,
+) -> list[Window]:
     """One window per GeoJSON feature (WGS84), bounding it on the pixel grid plus ``pad``
     pixels. Feature properties become window properties; ``name`` names the window."""
     from shapely.geometry import shape
@@ -254,10 +337,22 @@ def windows_from_polygons(features: list[dict[str, Any]], *, start, end,
         r0 = math.floor(-maxy / resolution) - pad
         r1 = math.ceil(-miny / resolution) + pad
         if max(c1 - c0, r1 - r0) > max_size:
-            raise WindowError(f"polygon {i + 1} spans {c1 - c0}x{r1 - r0} px at {resolution} m, "
-                              f"over max_size={max_size}; grid it with windows_from_aoi instead")
+            raise WindowError(
+                f"polygon {i + 1} spans {c1 - c0}x{r1 - r0} px at {resolution} m, "
+                f"over max_size={max_size}; grid it with windows_from_aoi instead"
+            )
         props = dict(feat.get("properties") or {})
         name = str(props.pop("name", f"poly{i:06d}"))
-        windows.append(Window(name, crs, resolution, (c0, r0, max(c1, c0 + 1), max(r1, r0 + 1)),
-                              props.pop("start", start), props.pop("end", end), group, props))
+        windows.append(
+            Window(
+                name,
+                crs,
+                resolution,
+                (c0, r0, max(c1, c0 + 1), max(r1, r0 + 1)),
+                props.pop("start", start),
+                props.pop("end", end),
+                group,
+                props,
+            )
+        )
     return windows

@@ -75,3 +75,82 @@ def test_shipped_config_runs(tmp_path, config, shakespeare):
     )
     assert gen.returncode == 0, gen.stderr[-3000:]
     assert gen.stdout.startswith("ROMEO:")
+
+
+@pytest.mark.slow
+def test_windows_ingest_show_from_the_command_line(tmp_path, shared_data):
+    d = shared_data / "real" / "s2_slovenia_eolearn"
+    ds = tmp_path / "ds"
+
+    def run(*args):
+        return subprocess.run(
+            [_script("earthplat"), *args], capture_output=True, text=True, cwd=tmp_path
+        )
+
+    out = run(
+        "windows",
+        "create",
+        "--dataset",
+        str(ds),
+        "--bbox",
+        "[14.5513, 45.8659, 14.5643, 45.8750]",
+        "--start",
+        "2015-07-01",
+        "--end",
+        "2015-09-29",
+        "--size",
+        "64",
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "6 windows written" in out.stdout
+    out = run(
+        "ingest",
+        "--dataset",
+        str(ds),
+        "--layer",
+        "s2",
+        "--modality",
+        "sentinel2_l1c",
+        "--paths",
+        f"[{d / 's2_l1c_5dates_13bands.tif'}]",
+        "--quality",
+        str(d / "cloudmask_68dates.tif"),
+        "--period",
+        "20d",
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "6 materialised" in out.stdout
+    again = run(
+        "ingest",
+        "--dataset",
+        str(ds),
+        "--layer",
+        "s2",
+        "--modality",
+        "sentinel2_l1c",
+        "--paths",
+        f"[{d / 's2_l1c_5dates_13bands.tif'}]",
+        "--period",
+        "20d",
+    )
+    assert "6 already done" in again.stdout
+    from earthplat.data.dataset import Dataset
+
+    name = Dataset(ds).windows()[0].name
+    png = tmp_path / "preview.png"
+    out = run("dataset", "show", "--dataset", str(ds), "--window", name, "--png", str(png))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert '"missing_periods"' in out.stdout
+    bad = run(
+        "ingest",
+        "--dataset",
+        str(ds),
+        "--layer",
+        "x",
+        "--modality",
+        "modis",
+        "--paths",
+        f"[{d / 'dem.tif'}]",
+    )
+    assert bad.returncode != 0 and "unknown modality 'modis'" in bad.stderr

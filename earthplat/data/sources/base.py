@@ -66,19 +66,27 @@ class Item:
         return window.start <= self.datetime < window.end
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "datetime": self.datetime.isoformat(), "modality": self.modality,
-                "assets": {b: asdict(a) for b, a in self.assets.items()},
-                "quality": asdict(self.quality) if self.quality else None,
-                "bbox_wgs84": list(self.bbox_wgs84) if self.bbox_wgs84 else None,
-                "properties": self.properties}
+        return {
+            "id": self.id,
+            "datetime": self.datetime.isoformat(),
+            "modality": self.modality,
+            "assets": {b: asdict(a) for b, a in self.assets.items()},
+            "quality": asdict(self.quality) if self.quality else None,
+            "bbox_wgs84": list(self.bbox_wgs84) if self.bbox_wgs84 else None,
+            "properties": self.properties,
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Item:
-        return cls(id=d["id"], datetime=d["datetime"], modality=d["modality"],
-                   assets={b: Asset(**a) for b, a in d["assets"].items()},
-                   quality=QualityAsset(**d["quality"]) if d.get("quality") else None,
-                   bbox_wgs84=tuple(d["bbox_wgs84"]) if d.get("bbox_wgs84") else None,
-                   properties=d.get("properties") or {})
+        return cls(
+            id=d["id"],
+            datetime=d["datetime"],
+            modality=d["modality"],
+            assets={b: Asset(**a) for b, a in d["assets"].items()},
+            quality=QualityAsset(**d["quality"]) if d.get("quality") else None,
+            bbox_wgs84=tuple(d["bbox_wgs84"]) if d.get("bbox_wgs84") else None,
+            properties=d.get("properties") or {},
+        )
 
 
 class Source(Protocol):

@@ -77,8 +77,13 @@ class LocalSource:
         self._items: list[Item] | None = None
 
     def describe(self) -> dict[str, Any]:
-        return {"type": "local", "paths": self.paths, "modality": self.modality,
-                "bands": self.bands, "datetime": self.datetime}
+        return {
+            "type": "local",
+            "paths": self.paths,
+            "modality": self.modality,
+            "bands": self.bands,
+            "datetime": self.datetime,
+        }
 
     # --- scanning ------------------------------------------------------------------------
     def _band_for(self, token_list: list[str]) -> str | None:
@@ -166,8 +171,10 @@ class LocalSource:
                 raise DataError(f"{path} is not a readable raster ({e}); check the file") from None
             with src_ctx as src:
                 if src.crs is None:
-                    raise DataError(f"{path} has no CRS; georeference it (e.g. gdal_edit.py "
-                                    "-a_srs) before ingesting")
+                    raise DataError(
+                        f"{path} has no CRS; georeference it (e.g. gdal_edit.py "
+                        "-a_srs) before ingesting"
+                    )
                 bbox = transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21)
                 file_date = self._file_date(path, src)
                 for index, (band, when) in enumerate(self._file_bands(path, src), start=1):
@@ -175,21 +182,31 @@ class LocalSource:
                     if when is None and not self.spec.multitemporal:
                         when = parse_time("1970-01-01")  # maps: time does not apply
                     if when is None:
-                        raise DataError(f"{path}: no acquisition date in its band descriptions, "
-                                        "tags or name; pass datetime='YYYY-MM-DD'")
+                        raise DataError(
+                            f"{path}: no acquisition date in its band descriptions, "
+                            "tags or name; pass datetime='YYYY-MM-DD'"
+                        )
                     key = (path, when.isoformat())
                     if key not in items:
                         item_id = f"{Path(path).stem}@{when:%Y-%m-%dT%H%M%S}"
                         props = {"source": "local", "path": path}
                         if self.nodata is not None:
                             props["nodata"] = self.nodata
-                        items[key] = Item(item_id, when, self.modality, {},
-                                          quality.get(when.date().isoformat()), bbox, props)
+                        items[key] = Item(
+                            item_id,
+                            when,
+                            self.modality,
+                            {},
+                            quality.get(when.date().isoformat()),
+                            bbox,
+                            props,
+                        )
                     items[key].assets[band] = Asset(path, index, to_db=self.to_db)
         self._items = sorted(items.values(), key=lambda it: (it.datetime, it.id))
         return self._items
 
     def search(self, window: Window) -> list[Item]:
         static = not self.spec.multitemporal
-        return [it for it in self.items()
-                if (static or it.in_time(window)) and it.intersects(window)]
+        return [
+            it for it in self.items() if (static or it.in_time(window)) and it.intersects(window)
+        ]

@@ -1,0 +1,44 @@
+"""Build a source from plain arguments (what the CLI and the API receive)."""
+
+from __future__ import annotations
+
+from earthplat.errors import DataError
+
+
+def build_source(
+    modality: str,
+    *,
+    paths: list[str] | None = None,
+    stac: str | None = None,
+    collections: list[str] | None = None,
+    datetime: str | None = None,
+    file_bands: list[str] | None = None,
+    quality: str | None = None,
+    nodata: float | None = None,
+    to_db: bool = False,
+    max_cloud_cover: float | None = None,
+):
+    """A ``LocalSource`` for ``paths`` or a ``StacSource`` for ``stac`` (exactly one)."""
+    if bool(paths) == bool(stac):
+        raise DataError("give either paths (local rasters) or stac (a STAC API or catalog URL)")
+    if paths:
+        from earthplat.data.sources.local import LocalSource
+
+        return LocalSource(
+            list(paths),
+            modality,
+            bands=file_bands,
+            datetime=datetime,
+            quality=quality,
+            to_db=to_db,
+            nodata=nodata,
+        )
+    from earthplat.data.sources.stac import StacSource
+
+    return StacSource(
+        url=stac,
+        collections=collections,
+        modality=modality,
+        max_cloud_cover=max_cloud_cover,
+        to_db=to_db,
+    )
