@@ -9,7 +9,8 @@ Missing periods and nodata are recorded in the mask and the metadata, never as s
 from __future__ import annotations
 
 import tempfile
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,12 +71,50 @@ def _resampling(spec: Modality, name: str | None):
     )
 
 
+_local = threading.local()
+_MAX_OPEN = 64
+
+
+def _open_raster(href: str):
+    """A per-thread LRU of open datasets. GDAL's block cache lives with the dataset handle, so
+    windows that share source files (the common case: many windows per scene) decompress each
+    source block once instead of once per window. Handles are never shared across threads."""
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    cache: OrderedDict | None = getattr(_local, "datasets", None)
+    if cache is None:
+        cache = _local.datasets = OrderedDict()
+    src = cache.get(href)
+    if src is not None and not src.closed:
+        cache.move_to_end(href)
+        return src
+    try:
+        src = rasterio.open(href)
+    except RasterioIOError as e:
+        raise DataError(
+            f"cannot read {href} ({e}); check that the file or URL exists and is a raster"
+        ) from None
+    if src.crs is None:
+        src.close()
+        raise DataError(f"{href} has no CRS; georeference it before ingesting")
+    cache[href] = src
+    while len(cache) > _MAX_OPEN:
+        cache.popitem(last=False)[1].close()
+    return src
+
+
+def close_open_rasters() -> None:
+    """Close this thread's cached dataset handles (e.g. before files are replaced)."""
+    for src in getattr(_local, "datasets", {}).values():
+        src.close()
+    _local.datasets = OrderedDict()
+
+
 def read_item(
     item: Item, window: Window, bands: list[str], spec: Modality, resampling: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """One item in the window grid: ([C, H, W] float64 values, [H, W] validity)."""
-    import rasterio
-    from rasterio.errors import RasterioIOError
     from rasterio.vrt import WarpedVRT
 
     shape = (window.height, window.width)
@@ -93,66 +132,54 @@ def read_item(
     resample = _resampling(spec, resampling)
     nodata_override = item.properties.get("nodata")
     for href, entries in by_href.items():
-        try:
-            src = rasterio.open(href)
-        except RasterioIOError as e:
-            raise DataError(
-                f"cannot read {href} ({e}); check that the file or URL exists and is a raster"
-            ) from None
-        with src:
-            if src.crs is None:
-                raise DataError(f"{href} has no CRS; georeference it before ingesting")
-            src_nodata = nodata_override if nodata_override is not None else src.nodata
-            kwargs: dict[str, Any] = dict(
-                crs=window.crs,
-                transform=window.transform,
-                width=window.width,
-                height=window.height,
-                resampling=resample,
-            )
-            if src_nodata is not None:
-                kwargs.update(src_nodata=src_nodata, nodata=src_nodata)
-            else:
-                kwargs.update(add_alpha=True)  # marks pixels outside the source footprint
-            with WarpedVRT(src, **kwargs) as vrt:
-                indexes = [a.band_index for _, a in entries]
-                raw = vrt.read(indexes, masked=True)  # [k, H, W], masked where invalid
-                footprint = vrt.dataset_mask() > 0
-            valid &= footprint
-            for k, (c, asset) in enumerate(entries):
-                band_mask = np.ma.getmaskarray(raw[k])
-                values = np.asarray(raw[k].filled(0), dtype=np.float64)
-                if np.issubdtype(raw.dtype, np.floating):
-                    band_mask |= ~np.isfinite(values)
-                values = values * asset.scale + asset.offset
-                if asset.to_db:
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        values = 10.0 * np.log10(values)
-                    band_mask |= ~np.isfinite(values)
-                valid &= ~band_mask
-                out[c] = np.where(band_mask, 0, values)
+        src = _open_raster(href)
+        src_nodata = nodata_override if nodata_override is not None else src.nodata
+        kwargs: dict[str, Any] = dict(
+            crs=window.crs,
+            transform=window.transform,
+            width=window.width,
+            height=window.height,
+            resampling=resample,
+        )
+        if src_nodata is not None:
+            kwargs.update(src_nodata=src_nodata, nodata=src_nodata)
+        else:
+            kwargs.update(add_alpha=True)  # marks pixels outside the source footprint
+        with WarpedVRT(src, **kwargs) as vrt:
+            indexes = [a.band_index for _, a in entries]
+            # [k, H, W]; masked where nodata, and (nodata fill or alpha) outside the footprint
+            raw = vrt.read(indexes, masked=True)
+        for k, (c, asset) in enumerate(entries):
+            band_mask = np.ma.getmaskarray(raw[k])
+            values = np.asarray(raw[k].filled(0), dtype=np.float64)
+            if np.issubdtype(raw.dtype, np.floating):
+                band_mask |= ~np.isfinite(values)
+            values = values * asset.scale + asset.offset
+            if asset.to_db:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    values = 10.0 * np.log10(values)
+                band_mask |= ~np.isfinite(values)
+            valid &= ~band_mask
+            out[c] = np.where(band_mask, 0, values)
     if item.quality is not None:
         valid &= ~_cloud_mask(item, window)
     return out, valid
 
 
 def _cloud_mask(item: Item, window: Window) -> np.ndarray:
-    import rasterio
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT
 
     q = item.quality
-    with (
-        rasterio.open(q.href) as src,
-        WarpedVRT(
-            src,
-            crs=window.crs,
-            transform=window.transform,
-            width=window.width,
-            height=window.height,
-            resampling=Resampling.nearest,
-        ) as vrt,
-    ):
+    src = _open_raster(q.href)
+    with WarpedVRT(
+        src,
+        crs=window.crs,
+        transform=window.transform,
+        width=window.width,
+        height=window.height,
+        resampling=Resampling.nearest,
+    ) as vrt:
         values = vrt.read(q.band_index)
     if q.kind == "scl":
         return np.isin(values, SCL_INVALID)
