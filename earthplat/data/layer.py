@@ -24,15 +24,21 @@ class LayerData:
     metadata: dict[str, Any]
 
 
-def read_layer_arrays(dataset: Dataset, window: Window | str, layer: str) -> LayerData:
+def _read_raster(dataset: Dataset, path: str) -> np.ndarray:
     import rasterio
 
+    if dataset.is_local:
+        with rasterio.open(dataset.fs._strip_protocol(path)) as src:
+            return src.read()
+    with dataset.fs.open(path, "rb") as f, rasterio.open(f) as src:  # any fsspec store
+        return src.read()
+
+
+def read_layer_arrays(dataset: Dataset, window: Window | str, layer: str) -> LayerData:
     meta = dataset.layer_metadata(window, layer)
     t, c, h, w = meta["shape"]
-    with rasterio.open(dataset.layer_path(window, layer, ".tif")) as src:
-        data = src.read().reshape(t, c, h, w)
-    with rasterio.open(dataset.layer_path(window, layer, ".mask.tif")) as src:
-        valid = src.read().astype(bool)
+    data = _read_raster(dataset, dataset.layer_path(window, layer, ".tif")).reshape(t, c, h, w)
+    valid = _read_raster(dataset, dataset.layer_path(window, layer, ".mask.tif")).astype(bool)
     times = [parse_time(p0) for p0, _ in meta["periods"]]
     return LayerData(data, valid, list(meta["bands"]), times, meta)
 

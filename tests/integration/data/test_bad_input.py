@@ -157,3 +157,19 @@ def test_invalid_aoi_geometry():
         windows_from_aoi(bowtie, start="2020-01-01", end="2020-02-01")
     with pytest.raises(WindowError, match="outside longitude/latitude"):
         windows_from_aoi((500000, 4000000, 500100, 4000100), start="2020-01-01", end="2020-02-01")
+
+
+def test_dataset_on_an_fsspec_store(tmp_path):
+    """The dataset directory may be any fsspec URL (here the in-memory filesystem)."""
+    from earthplat.data.layer import read_layer_arrays
+
+    src = LocalSource([str(_write_s1(tmp_path / "s1.tif", value=-3.0))], "sentinel1")
+    ds = Dataset("memory://earthplat-test/ds")
+    w = _window()
+    ds.write_windows([w])
+    assert [x.name for x in Dataset("memory://earthplat-test/ds").windows()] == ["w"]
+    materialize(ds, w, LayerSpec("s1", "sentinel1", period="61d"), src)
+    assert ds.layers(w) == ["s1"]
+    ld = read_layer_arrays(ds, w, "s1")
+    assert ld.valid.all() and np.allclose(ld.data, -3.0)
+    assert not (tmp_path / "memory:").exists()
