@@ -123,8 +123,9 @@ def read_item(
     missing = [b for b in bands if b not in item.assets]
     if missing:
         raise DataError(
-            f"item {item.id} has no asset for band(s) {', '.join(missing)}; choose "
-            "bands the source provides or fix the asset mapping"
+            f"item {item.id} has no asset for band(s) {', '.join(missing)} (it has "
+            f"{', '.join(item.assets) or 'none'}); choose bands the source provides or fix the "
+            "asset mapping"
         )
     by_href: dict[str, list[tuple[int, Any]]] = defaultdict(list)
     for c, band in enumerate(bands):

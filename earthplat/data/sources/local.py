@@ -26,7 +26,7 @@ from earthplat.data.window import Window, parse_time
 from earthplat.errors import DataError, SensorError
 from earthplat.sensors import S2_L1C_ORDER, get_modality
 
-_DATE_RE = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})")
+_DATE_RE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
 
 
 def _date_token(token: str) -> datetime | None:
@@ -134,12 +134,11 @@ class LocalSource:
                     return parse_time(text.split(",")[0].replace(" ", "T"))
                 except Exception:
                     continue
-        m = _DATE_RE.search(Path(path).name)
-        if m:
+        for m in _DATE_RE.finditer(Path(path).name):  # the first run of digits that is a date
             try:
                 return parse_time(f"{m.group(1)}-{m.group(2)}-{m.group(3)}")
             except Exception:
-                pass
+                continue
         return parse_time(self.datetime) if self.datetime else None
 
     def _quality_for(self) -> dict[str, QualityAsset]:

@@ -1,0 +1,492 @@
+"""STAC catalogues (search APIs and static catalogues) as items.
+
+A ``StacSource`` finds the STAC Items of one modality that may cover a window and maps their
+assets to the registry's canonical bands, so that materialisation reads them exactly like local
+files (remote COGs are read with HTTP range requests through GDAL).
+
+How an asset becomes band(s), best first (a band keeps its best-ranked asset; a GeoTIFF/COG beats
+another format of equal rank, e.g. Earth Search's ``-jp2`` twins):
+
+1. ``asset_bands``: explicit asset key -> band overrides;
+2. the asset key names a band (``red``, ``B04``, ``nir08``, ``vv``), unless the asset lists
+   several bands;
+3. the asset's ``eo:bands`` (STAC 1.0) or ``bands`` (STAC 1.1) entries, by ``name`` then
+   ``common_name``; an asset listing n bands becomes n ``Asset``s with ``band_index`` 1..n.
+
+Thumbnails, overviews, metadata and true-colour previews (``visual``/``tci``: 8-bit renderings,
+not reflectance) are skipped, as is anything that matches no band.
+
+Which access path: a path or URL ending in ``.json`` (or a local directory holding
+``catalog.json``) is a static catalogue, collection, item or item collection, read once with
+``pystac`` and filtered in Python; anything else is opened with
+``pystac_client.Client`` and searched if it conforms to STAC API Item Search (a static root
+opened that way is walked instead). Searches are lazy: constructing a source touches no network.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urljoin, urlparse
+
+from earthplat.data.sources.base import Asset, Item, QualityAsset
+from earthplat.data.window import Window, parse_time
+from earthplat.errors import DataError, SensorError
+from earthplat.sensors import S2_L2A_BASELINE_OFFSET, get_modality, s2_needs_offset_removal
+
+EARTH_SEARCH_V1 = "https://earth-search.aws.element84.com/v1"
+PLANETARY_COMPUTER = "https://planetarycomputer.microsoft.com/api/stac/v1"
+
+EARTH_SEARCH_S2_ASSETS = {
+    "coastal": "B01",
+    "blue": "B02",
+    "green": "B03",
+    "red": "B04",
+    "rededge1": "B05",
+    "rededge2": "B06",
+    "rededge3": "B07",
+    "nir": "B08",
+    "nir08": "B8A",
+    "nir09": "B09",
+    "swir16": "B11",
+    "swir22": "B12",
+}
+"""Earth Search v1 ``sentinel-2-l2a`` asset keys (quality asset: ``scl``)."""
+PLANETARY_COMPUTER_S2_ASSETS = {
+    k: k
+    for k in ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
+}
+"""Planetary Computer ``sentinel-2-l2a`` asset keys (quality asset: ``SCL``)."""
+LANDSAT_C2_L2_ASSETS = {
+    "coastal": "B1",
+    "blue": "B2",
+    "green": "B3",
+    "red": "B4",
+    "nir08": "B5",
+    "swir16": "B6",
+    "swir22": "B7",
+    "lwir11": "B10",
+}
+"""``landsat-c2-l2`` asset keys (Earth Search v1 and Planetary Computer use the same)."""
+SENTINEL1_RTC_ASSETS = {"vv": "VV", "vh": "VH"}
+"""Planetary Computer ``sentinel-1-rtc`` asset keys (linear power)."""
+
+_SKIP_ROLES = {"thumbnail", "overview", "metadata", "visual"}
+_SKIP_KEY_PREFIXES = ("visual", "tci", "thumbnail", "rendered_preview", "preview", "tilejson")
+_NON_RASTER = ("json", "xml", "html", "text/", "image/png", "image/jpeg")
+
+
+@dataclass
+class StacSource:
+    """Items of one modality from a STAC API or a static STAC catalogue."""
+
+    url: str
+    """A STAC API root URL, or a static catalog / collection / item / item-collection JSON given
+    as a local path or an http(s) URL."""
+    modality: str
+    """Registry modality the assets are mapped to (``sentinel2_l2a``, ``sentinel1`` ...)."""
+    collections: list[str] | None = None
+    """Collection ids to search (API) or keep (static; ``None`` keeps all)."""
+    max_cloud_cover: float | None = None
+    """Keep items whose ``eo:cloud_cover`` (percent) is at most this; items without the property
+    (e.g. SAR) are kept."""
+    asset_bands: dict[str, str] | None = None
+    """Explicit asset key -> band overrides, applied before the automatic mapping."""
+    quality_asset: str | None = None
+    """Asset key of a per-pixel quality layer (``scl``/``SCL``); matched case-insensitively."""
+    quality_kind: str = "scl"
+    """``scl`` (Sentinel-2 scene classification) or ``cloud_mask`` (non-zero = cloud)."""
+    to_db: bool = False
+    """The assets hold linear backscatter (e.g. Sentinel-1 RTC); convert to dB when reading."""
+    harmonize_s2: bool = True
+    """Remove the +1000 DN offset of Sentinel-2 processing baseline >= 04.00."""
+    max_items: int = 500
+    """Most items one search returns."""
+    bands: list[str] | None = None
+    """Bands every matched item must provide; an item lacking one raises ``DataError`` naming
+    the band and the assets it has (``None``: no check, materialisation checks its own bands)."""
+    modifier: Callable[[Any], Any] | None = None
+    """Called on every STAC item before its hrefs are read, e.g.
+    ``planetary_computer.sign_inplace`` (not a dependency of earthplat)."""
+    headers: dict[str, str] | None = None
+    """HTTP headers for the STAC requests (not for GDAL's pixel reads: set
+    ``GDAL_HTTP_HEADERS`` for those)."""
+
+    def __post_init__(self) -> None:
+        self.spec = get_modality(self.modality)
+        self.modality = self.spec.name
+        if self.quality_kind not in ("scl", "cloud_mask"):
+            raise DataError(
+                f"quality_kind must be 'scl' or 'cloud_mask', not {self.quality_kind!r}"
+            )
+        if self.max_items < 1:
+            raise DataError(f"max_items must be >= 1, not {self.max_items}")
+        try:
+            self._overrides = {
+                k: self.spec.band(b).name for k, b in (self.asset_bands or {}).items()
+            }
+            self._required = list(self.spec.canonical(self.bands or []))
+        except SensorError as e:
+            raise DataError(f"StacSource({self.url}): {e}") from None
+        self._static: list[Any] | None = None  # a static catalogue is walked once
+
+    # --- presets -----------------------------------------------------------------------------
+    @classmethod
+    def earth_search_s2(cls, **kwargs: Any) -> StacSource:
+        """Element 84 Earth Search v1, Sentinel-2 L2A COGs (public, unsigned), SCL masking."""
+        return cls(
+            **{
+                "url": EARTH_SEARCH_V1,
+                "collections": ["sentinel-2-l2a"],
+                "modality": "sentinel2_l2a",
+                "asset_bands": EARTH_SEARCH_S2_ASSETS,
+                "quality_asset": "scl",
+                "quality_kind": "scl",
+                **kwargs,
+            }
+        )
+
+    @classmethod
+    def earth_search_landsat(cls, **kwargs: Any) -> StacSource:
+        """Earth Search v1 ``landsat-c2-l2``. Its hrefs are ``s3://usgs-landsat`` (requester
+        pays: AWS credentials and ``AWS_REQUEST_PAYER=requester``). Values are Level-2 surface
+        reflectance / temperature DN, while the registry's Landsat statistics are Level-1 DN, so
+        normalised values will be shifted. Earth Search v1 has no Sentinel-1 COG collection."""
+        return cls(
+            **{
+                "url": EARTH_SEARCH_V1,
+                "collections": ["landsat-c2-l2"],
+                "modality": "landsat",
+                "asset_bands": LANDSAT_C2_L2_ASSETS,
+                **kwargs,
+            }
+        )
+
+    @classmethod
+    def planetary_computer_s2(cls, **kwargs: Any) -> StacSource:
+        """Microsoft Planetary Computer Sentinel-2 L2A; pass
+        ``modifier=planetary_computer.sign_inplace`` (assets need SAS-token signing)."""
+        return cls(
+            **{
+                "url": PLANETARY_COMPUTER,
+                "collections": ["sentinel-2-l2a"],
+                "modality": "sentinel2_l2a",
+                "asset_bands": PLANETARY_COMPUTER_S2_ASSETS,
+                "quality_asset": "SCL",
+                "quality_kind": "scl",
+                **kwargs,
+            }
+        )
+
+    @classmethod
+    def planetary_computer_s1_rtc(cls, **kwargs: Any) -> StacSource:
+        """Planetary Computer ``sentinel-1-rtc`` (VV, VH gamma0 in linear power, converted to
+        dB); needs ``modifier=planetary_computer.sign_inplace``."""
+        return cls(
+            **{
+                "url": PLANETARY_COMPUTER,
+                "collections": ["sentinel-1-rtc"],
+                "modality": "sentinel1",
+                "asset_bands": SENTINEL1_RTC_ASSETS,
+                "to_db": True,
+                **kwargs,
+            }
+        )
+
+    @classmethod
+    def planetary_computer_landsat(cls, **kwargs: Any) -> StacSource:
+        """Planetary Computer ``landsat-c2-l2`` (needs ``planetary_computer.sign_inplace``).
+        Level-2 surface reflectance DN while the registry's statistics are Level-1 DN; the
+        collection also holds Landsat 4-7 (filter on ``platform`` downstream if needed)."""
+        return cls(
+            **{
+                "url": PLANETARY_COMPUTER,
+                "collections": ["landsat-c2-l2"],
+                "modality": "landsat",
+                "asset_bands": LANDSAT_C2_L2_ASSETS,
+                **kwargs,
+            }
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "type": "stac",
+            "url": self.url,
+            "collections": self.collections,
+            "modality": self.modality,
+            "filters": {
+                "max_cloud_cover": self.max_cloud_cover,
+                "max_items": self.max_items,
+                "bands": self._required or None,
+            },
+            "asset_bands": self.asset_bands,
+            "quality_asset": self.quality_asset,
+            "quality_kind": self.quality_kind,
+            "to_db": self.to_db,
+            "harmonize_s2": self.harmonize_s2,
+            "modifier": getattr(self.modifier, "__qualname__", None),
+        }
+
+    # --- searching ------------------------------------------------------------------------------
+    @property
+    def static_href(self) -> str | None:
+        """The JSON file of a static catalogue (a local directory means its catalog.json or
+        collection.json); ``None`` for a STAC API."""
+        if urlparse(self.url).path.lower().endswith(".json"):
+            return self.url
+        if "://" not in self.url and os.path.isfile(self.url):
+            return self.url
+        if "://" not in self.url and os.path.isdir(self.url):
+            for name in ("catalog.json", "collection.json"):
+                if os.path.isfile(os.path.join(self.url, name)):
+                    return os.path.join(self.url, name)
+            raise DataError(
+                f"{self.url} is a directory without catalog.json or collection.json;"
+                " give the catalogue's JSON file or a STAC API URL"
+            )
+        return None
+
+    def search(self, window: Window) -> list[Item]:
+        if self.static_href is not None:
+            raw = self._filter_static(self._static_items(), window)
+        else:
+            raw = self._api_items(window)
+        items: list[Item] = []
+        for stac_item in raw:
+            item = self.to_item(stac_item)
+            if item is None or not item.in_time(window) or not self._cloud_ok(item):
+                continue
+            items.append(item)
+            if len(items) >= self.max_items:
+                break
+        return sorted(items, key=lambda it: (it.datetime, it.id))
+
+    def _cloud_ok(self, item: Item) -> bool:
+        cloud = item.properties.get("cloud_cover")
+        return self.max_cloud_cover is None or cloud is None or cloud <= self.max_cloud_cover
+
+    def _api_items(self, window: Window) -> Iterator[Any]:
+        from pystac_client import Client
+        from pystac_client.conformance import ConformanceClasses
+
+        try:
+            client = Client.open(self.url, headers=self.headers, modifier=self.modifier)
+        except Exception as e:  # requests, pystac and JSON errors all mean the same here
+            raise DataError(
+                f"cannot open the STAC API at {self.url} ({e}); check the URL and "
+                "the network, or give a static catalog.json"
+            ) from None
+        if not client.conforms_to(ConformanceClasses.ITEM_SEARCH):
+            return self._filter_static(self._walk(client), window)
+        kwargs: dict[str, Any] = {
+            "collections": self.collections,
+            "max_items": self.max_items,
+            "intersects": window.geometry_wgs84().__geo_interface__,
+            "datetime": [window.start, window.end],
+        }
+        if self.max_cloud_cover is not None and client.conforms_to(ConformanceClasses.QUERY):
+            kwargs["query"] = {"eo:cloud_cover": {"lte": self.max_cloud_cover}}
+        try:
+            return iter(list(client.search(**kwargs).items()))
+        except Exception as e:
+            raise DataError(
+                f"STAC search at {self.url} failed ({e}); check the collections "
+                f"{self.collections} exist there"
+            ) from None
+
+    def _static_items(self) -> list[Any]:
+        if self._static is None:
+            self._static = self._walk(self._read_static())
+        return self._static
+
+    def _read_static(self) -> Any:
+        import pystac
+        from pystac.stac_io import DefaultStacIO
+
+        href = self.static_href
+        io = DefaultStacIO(headers=self.headers)
+        try:
+            d = io.read_json(href)
+            if d.get("type") == "FeatureCollection":
+                collection = pystac.ItemCollection.from_dict(d, preserve_dict=False)
+                for it in collection.items:  # lets relative asset hrefs resolve
+                    if it.get_self_href() is None:
+                        it.set_self_href(_join(href, f"{it.id}.json"))
+                return collection
+            return pystac.read_file(href, stac_io=io)
+        except Exception as e:  # urllib, OS, JSON and STAC errors all mean the same here
+            raise DataError(
+                f"cannot read the STAC catalogue {href} ({e}); check that the "
+                "path or URL exists and holds STAC JSON"
+            ) from None
+
+    def _walk(self, root: Any) -> list[Any]:
+        import pystac
+
+        if isinstance(root, pystac.Item):
+            found = [root]
+        elif isinstance(root, pystac.ItemCollection):
+            found = list(root.items)
+        else:
+            try:
+                try:
+                    found = list(root.get_items(recursive=True))
+                except TypeError:  # pystac < 1.8: no recursive=
+                    found = list(root.get_all_items())
+            except Exception as e:  # a broken child or item link
+                raise DataError(
+                    f"cannot walk the STAC catalogue {self.url} ({e}); check its links"
+                ) from None
+        if not found:
+            raise DataError(
+                f"the STAC catalogue {self.url} holds no items; point the source at "
+                "a catalogue, collection or item collection with items"
+            )
+        return found
+
+    def _filter_static(self, stac_items: list[Any], window: Window) -> Iterator[Any]:
+        from shapely.geometry import box, shape
+
+        area = window.geometry_wgs84()
+        for it in stac_items:
+            if self.collections and it.collection_id not in self.collections:
+                continue
+            if it.geometry is not None:
+                footprint = shape(it.geometry)
+            elif it.bbox:
+                footprint = box(*_bbox2d(it.bbox))
+            else:
+                footprint = None
+            if footprint is None or footprint.intersects(area):
+                if self.modifier is not None:  # an API client applies it itself
+                    self.modifier(it)
+                yield it
+
+    # --- mapping --------------------------------------------------------------------------------
+    def to_item(self, stac_item: Any) -> Item | None:
+        """One STAC item as an ``Item`` (``None`` when no asset maps to a band)."""
+        when = item_datetime(stac_item)
+        if when is None:
+            raise DataError(f"STAC item {stac_item.id} has neither datetime nor start_datetime")
+        assets, present = self._map_assets(stac_item)
+        if not assets:  # nothing of this modality (another sensor's item in a mixed catalogue)
+            return None
+        missing = [b for b in self._required if b not in assets]
+        if missing:
+            raise DataError(
+                f"STAC item {stac_item.id} has no asset for band(s) {', '.join(missing)}; "
+                f"its assets are {', '.join(present)} (mapped to {', '.join(assets)}); fix "
+                "asset_bands or request other bands"
+            )
+        props = stac_item.properties
+        baseline = props.get("s2:processing_baseline")
+        properties: dict[str, Any] = {
+            "source": "stac",
+            "collection": stac_item.collection_id,
+            "stac_item": stac_item.get_self_href(),
+        }
+        if props.get("eo:cloud_cover") is not None:
+            properties["cloud_cover"] = float(props["eo:cloud_cover"])
+        if baseline is not None:
+            properties["processing_baseline"] = str(baseline)
+        if (
+            self.harmonize_s2
+            and self.spec.name.startswith("sentinel2")
+            and s2_needs_offset_removal(baseline and str(baseline), when.date())
+        ):
+            assets = {
+                b: Asset(a.href, a.band_index, a.scale, -float(S2_L2A_BASELINE_OFFSET), a.to_db)
+                for b, a in assets.items()
+            }
+            properties["harmonized_offset"] = -S2_L2A_BASELINE_OFFSET
+        bbox = tuple(_bbox2d(stac_item.bbox)) if stac_item.bbox else None
+        return Item(
+            stac_item.id,
+            parse_time(when),
+            self.modality,
+            assets,
+            self._quality(stac_item),
+            bbox,
+            properties,
+        )
+
+    def _map_assets(self, stac_item: Any) -> tuple[dict[str, Asset], list[str]]:
+        best: dict[str, tuple[tuple[int, int], Asset]] = {}
+        quality_key = (self.quality_asset or "").lower()
+
+        def offer(band: str, rank: int, asset: Any, href: str, index: int) -> None:
+            media = (asset.media_type or "").lower()
+            key = (rank, 0 if "tiff" in media or not media else 1)
+            if band not in best or key < best[band][0]:
+                best[band] = (key, Asset(href, index, to_db=self.to_db))
+
+        for key, asset in stac_item.assets.items():
+            if key.lower() == quality_key or _skip(key, asset):
+                continue
+            href = _absolute(asset, stac_item)
+            entries = asset.extra_fields.get("eo:bands") or asset.extra_fields.get("bands") or []
+            if key in self._overrides:
+                offer(self._overrides[key], 0, asset, href, 1)
+                continue
+            if len(entries) <= 1 and (band := self._band(key)):
+                offer(band, 1, asset, href, 1)
+                continue
+            for index, entry in enumerate(entries, start=1):
+                names = (entry.get("name"), entry.get("common_name"), entry.get("eo:common_name"))
+                band = next((b for b in map(self._band, names) if b), None)
+                if band:
+                    offer(band, 2, asset, href, index)
+        ordered = {b: best[b][1] for b in self.spec.band_names if b in best}
+        return ordered, sorted(stac_item.assets)
+
+    def _band(self, name: str | None) -> str | None:
+        if not name:
+            return None
+        try:
+            return self.spec.band(name).name
+        except SensorError:
+            return None
+
+    def _quality(self, stac_item: Any) -> QualityAsset | None:
+        if not self.quality_asset:
+            return None
+        for key, asset in stac_item.assets.items():
+            if key.lower() == self.quality_asset.lower():
+                return QualityAsset(_absolute(asset, stac_item), 1, self.quality_kind)
+        return None
+
+
+def _skip(key: str, asset: Any) -> bool:
+    roles = set(asset.roles or [])
+    media = (asset.media_type or "").lower()
+    return (
+        bool(roles & _SKIP_ROLES)
+        or key.lower().startswith(_SKIP_KEY_PREFIXES)
+        or any(m in media for m in _NON_RASTER)
+    )
+
+
+def _absolute(asset: Any, stac_item: Any) -> str:
+    href = asset.get_absolute_href() or asset.href
+    if "://" in href or os.path.isabs(href) or href.startswith("/vsi"):
+        return href
+    base = stac_item.get_self_href()
+    return _join(base, href) if base else href
+
+
+def _join(base: str, href: str) -> str:
+    if "://" in base:
+        return urljoin(base, href)
+    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(base)), href))
+
+
+def _bbox2d(bbox: list[float]) -> list[float]:
+    return list(bbox) if len(bbox) == 4 else [bbox[0], bbox[1], bbox[3], bbox[4]]
+
+
+def item_datetime(stac_item: Any) -> datetime | None:
+    """The STAC item's ``datetime``, or its ``start_datetime`` for ranged items."""
+    return stac_item.datetime or stac_item.common_metadata.start_datetime
