@@ -165,13 +165,32 @@ def ingest(
     return {"done": report.done, "skipped": report.skipped, "failed": report.failed}
 
 
-def dataset_pack(dataset: str, out: str, layers: list[str] | None = None) -> dict:
-    """Pack finished window layers into the pretraining store (fast random reads)."""
+def dataset_pack(
+    dataset: str,
+    out: str,
+    layers: dict[str, str] | None = None,
+    windows: list[str] | None = None,
+    compression: str | None = None,
+    overwrite: bool = False,
+) -> dict:
+    """Pack finished window layers into one HDF5 store built for fast random reads by many
+    DataLoader workers (the format was chosen by bench/pack_formats.py). ``layers`` maps layer
+    name to modality (default: every finished layer)."""
+    from dataclasses import asdict
+
     from earthplat.data.pack import pack_dataset
 
-    info = pack_dataset(dataset, out, layers=layers)
-    print(info)
-    return info if isinstance(info, dict) else getattr(info, "__dict__", {"info": str(info)})
+    info = pack_dataset(
+        dataset,
+        out,
+        layers=layers,
+        windows=windows,
+        compression=compression,
+        overwrite=overwrite,
+        progress=True,
+    )
+    print(info.summary())
+    return asdict(info)
 
 
 def dataset_show(
@@ -181,9 +200,16 @@ def dataset_show(
     png: str | None = None,
     composite: str | None = None,
 ) -> dict:
-    """Summarise a dataset; with --window (and --png) render a layer's composite time series."""
+    """Summarise a dataset directory or a packed store; with --window (and --png) render a
+    layer's composite time series."""
     from earthplat.data.dataset import Dataset
 
+    if dataset.endswith((".h5", ".hdf5")):
+        from earthplat.data.pack import pack_info
+
+        text = pack_info(dataset).summary()
+        print(text)
+        return {"pack": dataset, "summary": text}
     ds = Dataset(dataset)
     windows = ds.windows()
     summary: dict = {

@@ -25,3 +25,7 @@ class NoDataError(DataError):
 
 class WindowError(DataError):
     """An invalid window specification (AOI, points, polygons, time range)."""
+
+
+class PretrainConfigError(EarthplatError, ValueError):
+    """An invalid pretraining sampling or data configuration."""

@@ -124,9 +124,9 @@ class ResumableDataLoader(DataLoader):
         drop_last: bool = True,
         **kwargs: Any,
     ) -> None:
-        sampler = kwargs.pop("sampler", None) or ResumableSampler(
-            dataset, seed=seed, shuffle=shuffle, drop_last=drop_last
-        )
+        sampler = kwargs.pop("sampler", None)
+        if sampler is None:  # not `or`: an empty sampler is falsy but still the caller's choice
+            sampler = ResumableSampler(dataset, seed=seed, shuffle=shuffle, drop_last=drop_last)
         if not isinstance(sampler, ResumableSampler):
             raise TypeError("ResumableDataLoader needs a ResumableSampler")
         super().__init__(

@@ -142,6 +142,12 @@ def test_windows_ingest_show_from_the_command_line(tmp_path, shared_data):
     assert out.returncode == 0, out.stderr[-2000:]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert '"missing_periods"' in out.stdout
+    pack = tmp_path / "pretrain.h5"
+    out = run("dataset", "pack", "--dataset", str(ds), "--out", str(pack))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert pack.exists()
+    shown = run("dataset", "show", "--dataset", str(pack))
+    assert shown.returncode == 0 and "6" in shown.stdout and "sentinel2_l1c" in shown.stdout
     bad = run(
         "ingest",
         "--dataset",
