@@ -52,6 +52,9 @@ format: setup
 
 bench: setup
 	$(BIN)/python -m bench.traincore
+	$(BIN)/python -m bench.materialize
+	$(BIN)/python -m bench.packed_dataset
+	$(BIN)/python -m bench.pack_formats
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
