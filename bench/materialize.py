@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.report import publish
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -66,12 +68,29 @@ def baseline(windows, files, out_dir: Path) -> float:
         for t, path in enumerate(files):
             with rasterio.open(path) as src:
                 full = src.read()
-                reproject(full, stack[t], src_transform=src.transform, src_crs=src.crs,
-                          dst_transform=w.transform, dst_crs=w.crs, src_nodata=0, dst_nodata=0,
-                          resampling=Resampling.bilinear)
-        with rasterio.open(out_dir / f"{w.name}.tif", "w", driver="GTiff", width=w.width,
-                           height=w.height, count=stack.shape[0] * 13, dtype="uint16",
-                           crs=w.crs, transform=w.transform, compress="deflate") as dst:
+                reproject(
+                    full,
+                    stack[t],
+                    src_transform=src.transform,
+                    src_crs=src.crs,
+                    dst_transform=w.transform,
+                    dst_crs=w.crs,
+                    src_nodata=0,
+                    dst_nodata=0,
+                    resampling=Resampling.bilinear,
+                )
+        with rasterio.open(
+            out_dir / f"{w.name}.tif",
+            "w",
+            driver="GTiff",
+            width=w.width,
+            height=w.height,
+            count=stack.shape[0] * 13,
+            dtype="uint16",
+            crs=w.crs,
+            transform=w.transform,
+            compress="deflate",
+        ) as dst:
             dst.write(stack.reshape(-1, w.height, w.width))
     return time.perf_counter() - t0
 
@@ -94,8 +113,9 @@ def main() -> None:
         tmp = Path(tmp_name)
         (tmp / "cogs").mkdir()
         files = make_monthly_cogs(chip, tmp / "cogs")
-        windows = windows_from_aoi((-0.775, 38.088, -0.745, 38.122), start="2019-01-01",
-                                   end="2019-12-27", size=args.size)[: args.windows]
+        windows = windows_from_aoi(
+            (-0.775, 38.088, -0.745, 38.122), start="2019-01-01", end="2019-12-27", size=args.size
+        )[: args.windows]
         layer = LayerSpec("s2", "sentinel2_l1c", period="30d", max_periods=12)
         source = LocalSource([str(f) for f in files], "sentinel2_l1c")
         source.items()  # scan once, outside the timings (both sides open files anyway)
@@ -109,26 +129,28 @@ def main() -> None:
         for w in windows:
             arrays = materialize_arrays(w, source.search(w), layer)
             assert arrays.data.shape == (12, 13, args.size, args.size)
-        rows.append(("earthplat materialize_arrays (1 thread, no write)",
-                     time.perf_counter() - t0))
+        rows.append(("earthplat materialize_arrays (1 thread, no write)", time.perf_counter() - t0))
         t0 = time.perf_counter()
-        report = ingest(Dataset(tmp / "ds"), windows, layer, source,
-                        IngestConfig(workers=2, progress=False))
+        report = ingest(
+            Dataset(tmp / "ds"), windows, layer, source, IngestConfig(workers=2, progress=False)
+        )
         assert len(report.done) == len(windows), report.summary()
-        rows.append(("earthplat ingest (2 threads, COG + mask + JSON)",
-                     time.perf_counter() - t0))
+        rows.append(("earthplat ingest (2 threads, COG + mask + JSON)", time.perf_counter() - t0))
 
-    lines = [f"{len(windows)} windows of {args.size}x{args.size} px at 10 m (UTM 30N) x 12 "
-             f"periods x 13 bands from 12 local COGs (EPSG:4326, 512x512); "
-             f"{out_mb:.1f} MB of output arrays", "",
-             "| method | seconds | windows/s | MB/s | vs baseline |", "|---|---:|---:|---:|---:|"]
+    lines = [
+        f"{len(windows)} windows of {args.size}x{args.size} px at 10 m (UTM 30N) x 12 "
+        f"periods x 13 bands from 12 local COGs (EPSG:4326, 512x512); "
+        f"{out_mb:.1f} MB of output arrays",
+        "",
+        "| method | seconds | windows/s | MB/s | vs baseline |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for name, secs in rows:
-        lines.append(f"| {name} | {secs:.2f} | {len(windows) / secs:.1f} | {out_mb / secs:.1f} "
-                     f"| {t_base / secs:.2f}x |")
-    text = "\n".join(lines)
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text + "\n")
+        lines.append(
+            f"| {name} | {secs:.2f} | {len(windows) / secs:.1f} | {out_mb / secs:.1f} "
+            f"| {t_base / secs:.2f}x |"
+        )
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

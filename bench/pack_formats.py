@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.report import publish
+
 REPO = Path(__file__).resolve().parents[1]
 T, H, W = 12, 64, 64
 C_S2, C_S1 = 12, 2
@@ -357,10 +359,7 @@ def main() -> None:
         "cold pass: files evicted from the page cache (posix_fadvise DONTNEED), worker "
         "start-up included; warm pass: the same persistent workers, best of epochs 2 and 3.",
     ]
-    text = "\n".join(lines)
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text + "\n")
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from bench.pack_formats import disk_bytes, evict_page_cache
+from bench.report import publish
 
 REPO = Path(__file__).resolve().parents[1]
 DATETIME = "2018-06-01"
@@ -211,10 +212,7 @@ def main() -> None:
         "epoch: files evicted from the page cache, worker start-up included; warm: median "
         "of the later epochs with the same persistent workers.",
     ]
-    text = "\n".join(lines)
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text + "\n")
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.report import publish
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -135,10 +137,7 @@ def main() -> None:
         )
     ratio = rows[1][2]["tokens_per_sec"] / rows[0][2]["tokens_per_sec"]
     lines += ["", f"ddp / auto tokens/s: {ratio:.2f}x"]
-    text = "\n".join(lines)
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text + "\n")
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

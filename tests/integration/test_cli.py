@@ -103,7 +103,7 @@ def test_windows_ingest_show_from_the_command_line(tmp_path, shared_data):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "6 windows written" in out.stdout
-    out = run(
+    ingest = [
         "ingest",
         "--dataset",
         str(ds),
@@ -113,26 +113,13 @@ def test_windows_ingest_show_from_the_command_line(tmp_path, shared_data):
         "sentinel2_l1c",
         "--paths",
         f"[{d / 's2_l1c_5dates_13bands.tif'}]",
-        "--quality",
-        str(d / "cloudmask_68dates.tif"),
         "--period",
         "20d",
-    )
+    ]
+    out = run(*ingest, "--quality", str(d / "cloudmask_68dates.tif"))
     assert out.returncode == 0, out.stderr[-2000:]
     assert "6 materialised" in out.stdout
-    again = run(
-        "ingest",
-        "--dataset",
-        str(ds),
-        "--layer",
-        "s2",
-        "--modality",
-        "sentinel2_l1c",
-        "--paths",
-        f"[{d / 's2_l1c_5dates_13bands.tif'}]",
-        "--period",
-        "20d",
-    )
+    again = run(*ingest)
     assert "6 already done" in again.stdout
     from earthplat.data.dataset import Dataset
 
