@@ -1,0 +1,1 @@
+"""Masking strategies, losses, the pretraining module and fine-tuning tasks."""
