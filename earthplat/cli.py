@@ -252,8 +252,31 @@ def dataset_show(
     return summary
 
 
+def export(checkpoint: str, out: str) -> str:
+    """Export the encoder of a pretraining checkpoint as safetensors + config JSON; load it
+    with ``earthplat.nn.load_encoder(out)``."""
+    from earthplat.nn.export import encoder_from_checkpoint, export_encoder
+
+    path = export_encoder(
+        encoder_from_checkpoint(checkpoint), out, extra={"source_checkpoint": checkpoint}
+    )
+    print(f"encoder exported to {path}")
+    return str(path)
+
+
 def main(argv: list[str] | None = None) -> None:
+    import sys
+
     from jsonargparse import CLI
+
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "pretrain":  # LightningCLI owns this subcommand's parsing
+        from earthplat.train.lightning_cli import run_pretrain_cli
+
+        if argv is None:  # LightningCLI reads sys.argv itself; show it the subcommand's view
+            sys.argv = [f"{sys.argv[0]} pretrain", *sys.argv[2:]]
+        run_pretrain_cli(args[1:], from_argv=argv is None)
+        return
 
     CLI(
         {
@@ -262,6 +285,7 @@ def main(argv: list[str] | None = None) -> None:
             "windows": {"create": windows_create},
             "ingest": ingest,
             "dataset": {"pack": dataset_pack, "show": dataset_show},
+            "export": export,
         },
         args=argv,
         as_positional=False,

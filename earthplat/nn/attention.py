@@ -72,8 +72,13 @@ class Attention(nn.Module):
         self.kv = nn.Linear(kv_dim or dim, 2 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, q_layout: PackLayout, kv: torch.Tensor | None = None,
-                kv_layout: PackLayout | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        q_layout: PackLayout,
+        kv: torch.Tensor | None = None,
+        kv_layout: PackLayout | None = None,
+    ) -> torch.Tensor:
         kv, kv_layout = (x, q_layout) if kv is None else (kv, kv_layout)
         h = self.heads
         q = q_layout.pad(self.q(x))  # [B, Nq, D]
@@ -98,9 +103,16 @@ def drop_path(x: torch.Tensor, layout: PackLayout, p: float, training: bool) -> 
 class Block(nn.Module):
     """Pre-norm ViT block on packed rows; with ``cross`` it attends to a second sequence."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, drop_path: float = 0.0,
-                 cross: bool = False, kv_dim: int | None = None,
-                 init_values: float | None = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        mlp_ratio: float = 4.0,
+        drop_path: float = 0.0,
+        cross: bool = False,
+        kv_dim: int | None = None,
+        init_values: float | None = None,
+    ) -> None:
         super().__init__()
         self.cross = cross
         self.norm1 = nn.LayerNorm(dim)
@@ -112,8 +124,13 @@ class Block(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU)
         self.ls2 = LayerScale(dim, init_values) if init_values else nn.Identity()
 
-    def forward(self, x: torch.Tensor, layout: PackLayout, kv: torch.Tensor | None = None,
-                kv_layout: PackLayout | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        layout: PackLayout,
+        kv: torch.Tensor | None = None,
+        kv_layout: PackLayout | None = None,
+    ) -> torch.Tensor:
         if self.cross:
             y = self.attn(self.norm1(x), layout, self.norm_kv(kv), kv_layout)
         else:

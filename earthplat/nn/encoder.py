@@ -107,8 +107,13 @@ class EncoderOutput:
         return fmap.transpose(1, 2).reshape(b, d, h, w)
 
 
-def token_encodings(layout: TokenLayout, month: torch.Tensor, patch_size: int, gsd_m: float,
-                    bandset_table: torch.Tensor) -> torch.Tensor:
+def token_encodings(
+    layout: TokenLayout,
+    month: torch.Tensor,
+    patch_size: int,
+    gsd_m: float,
+    bandset_table: torch.Tensor,
+) -> torch.Tensor:
     """[B, N, 4q] with q the table's width: band-set | time index | month | position."""
     q = bandset_table.shape[1]
     scale = patch_size * gsd_m / 10.0
@@ -117,13 +122,26 @@ def token_encodings(layout: TokenLayout, month: torch.Tensor, patch_size: int, g
     static = torch.cat([bandset_table[layout.bandset], sincos_1d(layout.t, q)], dim=-1)
     position = sincos_2d(rows, cols, q)  # [N, q]
     b = month.shape[0]
-    return torch.cat([static[None].expand(b, -1, -1), month_encoding(month, q),
-                      position[None].expand(b, -1, -1)], dim=-1)
+    return torch.cat(
+        [
+            static[None].expand(b, -1, -1),
+            month_encoding(month, q),
+            position[None].expand(b, -1, -1),
+        ],
+        dim=-1,
+    )
 
 
 # --- configuration -----------------------------------------------------------------------------
-DEFAULT_MODALITIES = ("sentinel2_l2a", "sentinel1", "landsat", "worldcover", "dem",
-                      "openstreetmap", "canopy_height")
+DEFAULT_MODALITIES = (
+    "sentinel2_l2a",
+    "sentinel1",
+    "landsat",
+    "worldcover",
+    "dem",
+    "openstreetmap",
+    "canopy_height",
+)
 
 
 @dataclass
@@ -203,8 +221,9 @@ class Encoder(nn.Module):
             order = {b: i for i, b in enumerate(m.band_names)}
             for s, bands in enumerate(m.band_sets):
                 self.bandsets.append((m.name, s, tuple(order[b] for b in bands)))
-                self.patch_embed[f"{m.name}__{s}"] = FlexiPatchEmbed(len(bands), d,
-                                                                     config.max_patch_size)
+                self.patch_embed[f"{m.name}__{s}"] = FlexiPatchEmbed(
+                    len(bands), d, config.max_patch_size
+                )
         self.bandset_embed = nn.Parameter(torch.zeros(len(self.bandsets), d // 4))
         nn.init.trunc_normal_(self.bandset_embed, std=0.02)
         dpr = torch.linspace(0, config.drop_path, config.depth).tolist()
@@ -224,8 +243,10 @@ class Encoder(nn.Module):
         known = {m.name for m in self.modalities}
         unknown = [n for n in inputs if get_modality(n).name not in known]
         if unknown:
-            raise SensorError(f"the encoder has no patch projection for {', '.join(unknown)}; "
-                              f"its modalities are {', '.join(sorted(known))}")
+            raise SensorError(
+                f"the encoder has no patch projection for {', '.join(unknown)}; "
+                f"its modalities are {', '.join(sorted(known))}"
+            )
         out = {}
         for name, s, default in self.bandsets:
             if name not in inputs:
@@ -240,11 +261,17 @@ class Encoder(nn.Module):
                 out[(name, s)] = [where[b] for b in wanted]
         return out
 
-    def layout(self, shapes: dict[str, tuple[int, int, int]], patch_size: int,
-               device: torch.device, present: set[tuple[str, int]] | None = None) -> TokenLayout:
+    def layout(
+        self,
+        shapes: dict[str, tuple[int, int, int]],
+        patch_size: int,
+        device: torch.device,
+        present: set[tuple[str, int]] | None = None,
+    ) -> TokenLayout:
         """Token layout for modalities of (T, H, W), in this encoder's band-set order."""
-        parts: dict[str, list[torch.Tensor]] = {k: [] for k in
-                                                ("bandset", "modality", "t", "row", "col", "dec")}
+        parts: dict[str, list[torch.Tensor]] = {
+            k: [] for k in ("bandset", "modality", "t", "row", "col", "dec")
+        }
         slices = {}
         start = 0
         for g, (name, s, _) in enumerate(self.bandsets):
@@ -253,9 +280,12 @@ class Encoder(nn.Module):
             t, hh, ww = shapes[name]
             h, w = hh // patch_size, ww // patch_size
             n = t * h * w
-            tt, rr, cc = torch.meshgrid(torch.arange(t, device=device),
-                                        torch.arange(h, device=device),
-                                        torch.arange(w, device=device), indexing="ij")
+            tt, rr, cc = torch.meshgrid(
+                torch.arange(t, device=device),
+                torch.arange(h, device=device),
+                torch.arange(w, device=device),
+                indexing="ij",
+            )
             mi = [m.name for m in self.modalities].index(name)
             parts["bandset"].append(torch.full((n,), g, device=device))
             parts["modality"].append(torch.full((n,), mi, device=device))
@@ -266,15 +296,29 @@ class Encoder(nn.Module):
             slices[(name, s)] = (start, t, h, w, start + n)
             start += n
         if not slices:
-            raise SensorError("the batch holds none of the encoder's modalities: "
-                              + ", ".join(m.name for m in self.modalities))
+            raise SensorError(
+                "the batch holds none of the encoder's modalities: "
+                + ", ".join(m.name for m in self.modalities)
+            )
         cat = {k: torch.cat(v) for k, v in parts.items()}
-        return TokenLayout(cat["bandset"], cat["modality"], cat["t"], cat["row"], cat["col"],
-                           cat["dec"].bool(), slices)
+        return TokenLayout(
+            cat["bandset"],
+            cat["modality"],
+            cat["t"],
+            cat["row"],
+            cat["col"],
+            cat["dec"].bool(),
+            slices,
+        )
 
-    def tokenize(self, inputs: dict[str, ModalityInput], patch_size: int,
-                 gsd_m: float = 10.0, embed: nn.ModuleDict | None = None,
-                 with_encodings: bool = True) -> Tokens:
+    def tokenize(
+        self,
+        inputs: dict[str, ModalityInput],
+        patch_size: int,
+        gsd_m: float = 10.0,
+        embed: nn.ModuleDict | None = None,
+        with_encodings: bool = True,
+    ) -> Tokens:
         """Patch-embed every band set and add encodings (``embed`` swaps the projections, e.g.
         for the frozen target projections, which get no encodings)."""
         embed = self.patch_embed if embed is None else embed
@@ -326,8 +370,13 @@ class Encoder(nn.Module):
         pooled = pooled / layout.counts.clamp_min(1)[:, None].to(x.dtype)
         return EncoderOutput(features, keep, pooled, tokens)
 
-    def forward(self, inputs: dict[str, ModalityInput], patch_size: int = 4,
-                keep: torch.Tensor | None = None, gsd_m: float = 10.0) -> EncoderOutput:
+    def forward(
+        self,
+        inputs: dict[str, ModalityInput],
+        patch_size: int = 4,
+        keep: torch.Tensor | None = None,
+        gsd_m: float = 10.0,
+    ) -> EncoderOutput:
         """Encode a batch. Without ``keep`` every present, non-map token is encoded (the
         inference path: no masking)."""
         tokens = self.tokenize(inputs, patch_size, gsd_m)

@@ -33,5 +33,10 @@ def month_encoding(month: torch.Tensor, dim: int) -> torch.Tensor:
         raise ValueError(f"month encoding needs an even width, got {dim}")
     angle = month.float() * (2 * math.pi / 12)
     half = dim // 2
-    return torch.cat([angle.sin()[..., None].expand(*angle.shape, half),
-                      angle.cos()[..., None].expand(*angle.shape, half)], dim=-1)
+    return torch.cat(
+        [
+            angle.sin()[..., None].expand(*angle.shape, half),
+            angle.cos()[..., None].expand(*angle.shape, half),
+        ],
+        dim=-1,
+    )

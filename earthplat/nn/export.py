@@ -36,16 +36,21 @@ def load_encoder(path: str | Path, map_location: str | torch.device = "cpu") -> 
 
     root = Path(path)
     if not (root / WEIGHTS).exists() or not (root / CONFIG).exists():
-        raise EarthplatError(f"{root} holds no exported encoder ({WEIGHTS} and {CONFIG}); "
-                             "export one with earthplat.nn.export_encoder or `earthplat export`")
+        raise EarthplatError(
+            f"{root} holds no exported encoder ({WEIGHTS} and {CONFIG}); "
+            "export one with earthplat.nn.export_encoder or `earthplat export`"
+        )
     cfg = json.loads((root / CONFIG).read_text())["encoder"]
     cfg["modalities"] = tuple(cfg["modalities"])
     encoder = EncoderConfig(**cfg).build()
-    missing, unexpected = encoder.load_state_dict(load_file(root / WEIGHTS, device=str(
-        map_location)), strict=False)
+    missing, unexpected = encoder.load_state_dict(
+        load_file(root / WEIGHTS, device=str(map_location)), strict=False
+    )
     if missing or unexpected:
-        raise EarthplatError(f"{root}: weights do not match the config (missing {missing[:3]}, "
-                             f"unexpected {unexpected[:3]})")
+        raise EarthplatError(
+            f"{root}: weights do not match the config (missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]})"
+        )
     return encoder.to(map_location)
 
 
@@ -56,6 +61,7 @@ def encoder_from_checkpoint(ckpt_path: str | Path) -> Encoder:
     cfg["modalities"] = tuple(cfg["modalities"])
     encoder = EncoderConfig(**cfg).build()
     prefix = "encoder."
-    encoder.load_state_dict({k[len(prefix):]: v for k, v in ckpt["state_dict"].items()
-                             if k.startswith(prefix)})
+    encoder.load_state_dict(
+        {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    )
     return encoder

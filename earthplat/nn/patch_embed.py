@@ -29,9 +29,7 @@ class FlexiPatchEmbed(nn.Module):
         super().__init__()
         self.in_chans = in_chans
         self.max_patch_size = max_patch_size
-        self.weight = nn.Parameter(
-            torch.empty(embed_dim, in_chans, max_patch_size, max_patch_size)
-        )
+        self.weight = nn.Parameter(torch.empty(embed_dim, in_chans, max_patch_size, max_patch_size))
         self.bias = nn.Parameter(torch.zeros(embed_dim))
         nn.init.xavier_uniform_(self.weight.view(embed_dim, -1))
         self._matrices: dict[tuple[int, torch.device], torch.Tensor] = {}

@@ -54,8 +54,9 @@ class Predictor(nn.Module):
         self.head = nn.Linear(d, enc_d)
         self.apply(_init_linear)
 
-    def forward(self, encoded: EncoderOutput, decode: torch.Tensor,
-                gsd_m: float = 10.0) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, encoded: EncoderOutput, decode: torch.Tensor, gsd_m: float = 10.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Predict the tokens marked in ``decode`` ([B, N] bool).
 
         Returns ([Qtot, D_enc] predictions, [Qtot] flat indices into B*N of the decoded tokens).
@@ -65,8 +66,9 @@ class Predictor(nn.Module):
         q_layout, q_flat = PackLayout.from_keep(decode)
         kv_layout, kv_flat = PackLayout.from_keep(encoded.encoded)
         kv = self.encoder_to_predictor(encoded.features.reshape(b * n, -1)[kv_flat])
-        enc = token_encodings(tokens.layout, tokens.month, tokens.patch_size, gsd_m,
-                              self.bandset_embed)  # [B, N, d]
+        enc = token_encodings(
+            tokens.layout, tokens.month, tokens.patch_size, gsd_m, self.bandset_embed
+        )  # [B, N, d]
         q = self.mask_token + enc.reshape(b * n, -1)[q_flat]  # [Qtot, d]
         for block in self.blocks:
             q = block(q, q_layout, kv, kv_layout)

@@ -25,8 +25,13 @@ def register_loss(name: str):
 
 
 @register_loss("patch_discrimination")
-def patch_discrimination(pred: torch.Tensor, target: torch.Tensor, sample: torch.Tensor,
-                         group: torch.Tensor, tau: float = 0.1) -> torch.Tensor:
+def patch_discrimination(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    sample: torch.Tensor,
+    group: torch.Tensor,
+    tau: float = 0.1,
+) -> torch.Tensor:
     """pred, target: [Q, D] decoded tokens; sample, group: [Q] sample index and modality index.
 
     Vectorised: tokens are sorted into (sample, modality) groups padded to the longest group,
@@ -52,8 +57,9 @@ def patch_discrimination(pred: torch.Tensor, target: torch.Tensor, sample: torch
     real = torch.arange(lmax, device=pred.device)[None] < counts[:, None]  # [G, L]
     logits = logits.masked_fill(~real[:, None, :], float("-inf"))
     labels = torch.arange(lmax, device=pred.device).expand(g, -1).masked_fill(~real, -100)
-    per_token = F.cross_entropy(logits.reshape(g * lmax, lmax), labels.reshape(-1),
-                                reduction="none", ignore_index=-100).reshape(g, lmax)
+    per_token = F.cross_entropy(
+        logits.reshape(g * lmax, lmax), labels.reshape(-1), reduction="none", ignore_index=-100
+    ).reshape(g, lmax)
     per_group = per_token.sum(1) / counts  # padded rows contribute 0
     return per_group.mean() * 2 * tau
 

@@ -42,12 +42,18 @@ class MaskingConfig:
         from earthplat.traincore.errors import TrainCoreConfigError
 
         if self.strategy not in MASKING_STRATEGIES:
-            raise TrainCoreConfigError(f"unknown masking strategy {self.strategy!r}; use one of "
-                                       + ", ".join(sorted(MASKING_STRATEGIES)))
-        if not (0 < self.encode_ratio < 1 and 0 < self.decode_ratio <= 1
-                and self.encode_ratio + self.decode_ratio <= 1.0 + 1e-9):
-            raise TrainCoreConfigError("need 0 < encode_ratio < 1, 0 < decode_ratio and "
-                                       "encode_ratio + decode_ratio <= 1")
+            raise TrainCoreConfigError(
+                f"unknown masking strategy {self.strategy!r}; use one of "
+                + ", ".join(sorted(MASKING_STRATEGIES))
+            )
+        if not (
+            0 < self.encode_ratio < 1
+            and 0 < self.decode_ratio <= 1
+            and self.encode_ratio + self.decode_ratio <= 1.0 + 1e-9
+        ):
+            raise TrainCoreConfigError(
+                "need 0 < encode_ratio < 1, 0 < decode_ratio and encode_ratio + decode_ratio <= 1"
+            )
 
     def __call__(self, tokens: Tokens, generator: torch.Generator):
         encode, decode = MASKING_STRATEGIES[self.strategy](tokens, self, generator)
@@ -127,8 +133,9 @@ def modality_cross_masking(tokens: Tokens, cfg: MaskingConfig, generator: torch.
     random = _uniform((b, n), tokens, generator)
     enc, _ = _split_by_score(random, maskable & src_tok, cfg)
     dec_scores = random.masked_fill(enc, float("inf"))
-    _, dec = _split_by_score(dec_scores, maskable & dst_tok & ~enc,
-                             MaskingConfig("random", 1e-9, cfg.decode_ratio))
+    _, dec = _split_by_score(
+        dec_scores, maskable & dst_tok & ~enc, MaskingConfig("random", 1e-9, cfg.decode_ratio)
+    )
     return enc, dec
 
 

@@ -27,8 +27,12 @@ from earthplat.traincore.optim import OptimizerConfig, SchedulerConfig
 def batch_to_inputs(batch: dict[str, Any]) -> tuple[dict[str, ModalityInput], int]:
     """A ``PretrainDataModule`` batch as encoder inputs and its patch size."""
     inputs = {
-        get_modality(name).name: ModalityInput(m["data"], m["valid"].bool(), m["timestamps"],
-                                               tuple(m["bands"]) if m.get("bands") else None)
+        get_modality(name).name: ModalityInput(
+            m["data"],
+            m["valid"].bool(),
+            m["timestamps"],
+            tuple(m["bands"]) if m.get("bands") else None,
+        )
         for name, m in batch["modalities"].items()
     }
     return inputs, int(batch["patch_size"])
@@ -62,10 +66,20 @@ class LatentMIMModule(TrainCoreModule):
         self.predictor = self.predictor_config.build(self.encoder)
         # targets: the frozen *initial* random projections (copied before any update)
         self.target_embed = copy.deepcopy(self.encoder.patch_embed).requires_grad_(False)
-        self.save_hyperparameters(plain_hparams(
-            encoder=self.encoder_config, predictor=self.predictor_config, masking=self.masking,
-            tau=tau, infonce_weight=infonce_weight, loss=loss, gsd_m=gsd_m, seed=seed,
-            optimizer=self.optimizer_config, scheduler=self.scheduler_config))
+        self.save_hyperparameters(
+            plain_hparams(
+                encoder=self.encoder_config,
+                predictor=self.predictor_config,
+                masking=self.masking,
+                tau=tau,
+                infonce_weight=infonce_weight,
+                loss=loss,
+                gsd_m=gsd_m,
+                seed=seed,
+                optimizer=self.optimizer_config,
+                scheduler=self.scheduler_config,
+            )
+        )
 
     # --- throughput bookkeeping ------------------------------------------------------------
     def samples_in_batch(self, batch: dict[str, Any]) -> int:
@@ -86,13 +100,15 @@ class LatentMIMModule(TrainCoreModule):
         rank = self.global_rank if self._trainer is not None else 0
         return torch.Generator().manual_seed(hash((self.seed, step, rank)) & 0x7FFF_FFFF_FFFF)
 
-    def compute_loss(self, batch: dict[str, Any],
-                     generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def compute_loss(
+        self, batch: dict[str, Any], generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
         inputs, p = batch_to_inputs(batch)
         tokens = self.encoder.tokenize(inputs, p, self.gsd_m)
         with torch.no_grad():
-            targets = self.encoder.tokenize(inputs, p, self.gsd_m, embed=self.target_embed,
-                                            with_encodings=False).x  # [B, N, D]
+            targets = self.encoder.tokenize(
+                inputs, p, self.gsd_m, embed=self.target_embed, with_encodings=False
+            ).x  # [B, N, D]
         b, n, d = targets.shape
         gen = generator or self.mask_generator()
         losses, pooled = [], []
@@ -106,20 +122,25 @@ class LatentMIMModule(TrainCoreModule):
             pooled.append(out.pooled)
         mim = torch.stack(losses).mean()
         contrastive = LOSSES["infonce"](pooled[0], pooled[1], tau=self.tau)
-        return {"loss": mim + self.infonce_weight * contrastive, "mim": mim,
-                "infonce": contrastive}
+        return {"loss": mim + self.infonce_weight * contrastive, "mim": mim, "infonce": contrastive}
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         parts = self.compute_loss(batch)
-        self.log_dict({f"train/{k}": v for k, v in parts.items()}, prog_bar=True,
-                      batch_size=self.samples_in_batch(batch))
+        self.log_dict(
+            {f"train/{k}": v for k, v in parts.items()},
+            prog_bar=True,
+            batch_size=self.samples_in_batch(batch),
+        )
         return parts["loss"]
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         gen = torch.Generator().manual_seed(self.seed * 7919 + batch_idx)  # same masks each time
         parts = self.compute_loss(batch, gen)
-        self.log_dict({f"val/{k}": v for k, v in parts.items()}, sync_dist=True,
-                      batch_size=self.samples_in_batch(batch))
+        self.log_dict(
+            {f"val/{k}": v for k, v in parts.items()},
+            sync_dist=True,
+            batch_size=self.samples_in_batch(batch),
+        )
 
     def fsdp_units(self) -> list[torch.nn.Module]:
         return [*self.encoder.blocks, *self.predictor.blocks]

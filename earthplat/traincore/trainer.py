@@ -145,6 +145,9 @@ class TrainerConfig:
             use_distributed_sampler=False,
             enable_model_summary=False,
         )
+        if isinstance(self.val_check_interval, int):
+            # step-based validation that may span epochs (small datasets, long runs)
+            kwargs["check_val_every_n_epoch"] = None
         if self.strategy == "fsdp" and self.gradient_clip_val is not None:
             # FSDP2 parameters are DTensors; Lightning's norm clipping handles them, but only
             # by norm (value clipping is not defined for shards)

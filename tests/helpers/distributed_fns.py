@@ -145,3 +145,34 @@ def train_crash_then_resume(
     data.dataset.seed = 0
     fit(cfg, module, data)
     return state_of(module)
+
+
+def pretrain_steps(pack: str, run_dir: str) -> dict[str, torch.Tensor]:
+    """Two Latent MIM steps of the pico encoder under DDP on a packed dataset."""
+    from earthplat.data.pretrain import PretrainDataConfig, PretrainDataModule
+    from earthplat.data.pretrain import PretrainSamplingConfig as Sampling
+    from earthplat.nn.encoder import EncoderConfig
+    from earthplat.train.pretrain import LatentMIMModule
+
+    torch.manual_seed(0)
+    module = LatentMIMModule(encoder=EncoderConfig.pico(modalities=("sentinel2_l1c",)))
+    data = PretrainDataModule(
+        PretrainDataConfig(
+            path=pack,
+            batch_size=4,
+            val_fraction=0.0,
+            num_workers=0,
+            sampling=Sampling(min_patch_size=4, max_patch_size=8, token_budget=256, max_periods=1),
+        )
+    )
+    cfg = TrainerConfig(
+        run_dir=run_dir,
+        strategy="ddp",
+        accelerator="cpu",
+        devices=2,
+        max_steps=2,
+        enable_progress_bar=False,
+        process_group_backend="gloo",
+    )
+    fit(cfg, module, data)
+    return {k: v.detach().clone() for k, v in module.encoder.state_dict().items()}

@@ -7,12 +7,23 @@ import torch
 from earthplat.nn.encoder import ModalityInput
 
 
-def make_inputs(b: int = 2, t: int = 3, size: int = 16, seed: int = 0,
-                modalities: tuple[str, ...] = ("sentinel2_l2a", "sentinel1", "worldcover"),
-                missing: bool = True) -> dict[str, ModalityInput]:
+def make_inputs(
+    b: int = 2,
+    t: int = 3,
+    size: int = 16,
+    seed: int = 0,
+    modalities: tuple[str, ...] = ("sentinel2_l2a", "sentinel1", "worldcover"),
+    missing: bool = True,
+) -> dict[str, ModalityInput]:
     g = torch.Generator().manual_seed(seed)
-    channels = {"sentinel2_l2a": 12, "sentinel2_l1c": 13, "sentinel1": 2, "landsat": 11,
-                "worldcover": 1, "dem": 1}
+    channels = {
+        "sentinel2_l2a": 12,
+        "sentinel2_l1c": 13,
+        "sentinel1": 2,
+        "landsat": 11,
+        "worldcover": 1,
+        "dem": 1,
+    }
     static = {"worldcover", "dem"}
     out = {}
     for m in modalities:
@@ -23,7 +34,8 @@ def make_inputs(b: int = 2, t: int = 3, size: int = 16, seed: int = 0,
             valid[0, 1] = False  # a cloudy period in sample 0
             valid[1, :, :8, :8] = False  # a gap in sample 1
         months = torch.arange(tt)[None].expand(b, tt)
-        stamps = torch.stack([torch.full_like(months, 15), months % 12,
-                              torch.full_like(months, 2021)], dim=-1)
+        stamps = torch.stack(
+            [torch.full_like(months, 15), months % 12, torch.full_like(months, 2021)], dim=-1
+        )
         out[m] = ModalityInput(data, valid, stamps)
     return out

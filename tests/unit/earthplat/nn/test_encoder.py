@@ -30,8 +30,11 @@ def test_patch_size_changes_token_grid_not_output_geometry():
         out = encoder(inputs, patch_size=p)
         assert out.feature_map("sentinel2_l2a").shape == (2, 64, grid, grid)
         n_s2 = 3 * 3 * grid * grid  # T x band sets x patches
-        assert out.tokens.layout.slices[("sentinel2_l2a", 0)][4] - \
-            out.tokens.layout.slices[("sentinel2_l2a", 0)][0] == n_s2 // 3
+        assert (
+            out.tokens.layout.slices[("sentinel2_l2a", 0)][4]
+            - out.tokens.layout.slices[("sentinel2_l2a", 0)][0]
+            == n_s2 // 3
+        )
     with pytest.raises(ValueError, match="not divisible by patch size"):
         encoder(make_inputs(size=12), patch_size=8)
 
@@ -66,8 +69,10 @@ def test_dropping_tokens_equals_encoding_the_kept_ones_alone():
     encoder = EncoderConfig.pico().build().eval()
     inputs = make_inputs()
     together = encoder(inputs, patch_size=4)
-    alone = encoder({k: type(v)(v.data[:1], v.valid[:1], v.timestamps[:1])
-                     for k, v in inputs.items()}, patch_size=4)
+    alone = encoder(
+        {k: type(v)(v.data[:1], v.valid[:1], v.timestamps[:1]) for k, v in inputs.items()},
+        patch_size=4,
+    )
     assert together.encoded.sum(1)[0] != together.encoded.sum(1)[1]  # ragged batch
     torch.testing.assert_close(together.features[:1], alone.features, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(together.pooled[:1], alone.pooled, rtol=1e-5, atol=1e-5)
@@ -94,8 +99,9 @@ def test_band_sets_missing_from_the_input_produce_no_tokens():
     assert list(out.tokens.layout.slices) == [("sentinel2_l2a", 0)]
 
 
-@pytest.mark.parametrize("kw", [{"embed_dim": 100}, {"embed_dim": 64, "num_heads": 5},
-                                {"modalities": ("modis",)}])
+@pytest.mark.parametrize(
+    "kw", [{"embed_dim": 100}, {"embed_dim": 64, "num_heads": 5}, {"modalities": ("modis",)}]
+)
 def test_bad_encoder_configs(kw):
     with pytest.raises((TrainCoreConfigError, KeyError)):
         EncoderConfig(**kw)
