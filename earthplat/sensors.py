@@ -300,19 +300,38 @@ DEM = Modality(
     description="Elevation (SRTM or Copernicus DEM)",
 )
 OSM_CATEGORIES = (
+    "aerialway_pylon",
+    "aerodrome",
+    "airstrip",
+    "amenity_fuel",
     "building",
-    "road_major",
-    "road_minor",
-    "railway",
-    "water",
-    "waterway",
-    "park",
-    "farmland",
-    "forest",
+    "chimney",
+    "communications_tower",
+    "crane",
+    "flagpole",
+    "fountain",
+    "generator_wind",
+    "helipad",
+    "highway",
+    "leisure",
+    "lighthouse",
+    "obelisk",
+    "observatory",
     "parking",
-    "industrial",
-    "residential",
+    "petroleum_well",
+    "power_plant",
+    "power_substation",
+    "power_tower",
+    "river",
+    "runway",
+    "satellite_dish",
+    "silo",
+    "storage_tank",
+    "taxiway",
+    "water_tower",
+    "works",
 )
+"""The 30 OpenStreetMap feature categories OlmoEarth rasterises (one presence channel each)."""
 OPENSTREETMAP = Modality(
     name="openstreetmap",
     bands=tuple(_b(c, None, None, 10, 0.5, 0.5) for c in OSM_CATEGORIES),
@@ -337,6 +356,40 @@ CANOPY_HEIGHT = Modality(
     description="Canopy height (e.g. WRI/Meta 1 m, resampled)",
 )
 
+WORLDCEREAL_PRODUCTS = (
+    "tc-annual-temporarycrops-classification",
+    "tc-maize-main-irrigation-classification",
+    "tc-maize-main-maize-classification",
+    "tc-maize-second-irrigation-classification",
+    "tc-maize-second-maize-classification",
+    "tc-springcereals-springcereals-classification",
+    "tc-wintercereals-irrigation-classification",
+    "tc-wintercereals-wintercereals-classification",
+)
+WORLDCEREAL = Modality(
+    name="worldcereal",
+    bands=tuple(_b(c, None, None, 10, 50.0, 50.0) for c in WORLDCEREAL_PRODUCTS),
+    band_sets=(WORLDCEREAL_PRODUCTS,),
+    multitemporal=False,
+    decode_only=True,
+    units="ESA WorldCereal product values",
+    dtype="uint8",
+    nodata=255,
+    categorical=True,
+    description="ESA WorldCereal 2021 crop-type and irrigation products",
+)
+CDL = Modality(
+    name="cdl",
+    bands=(_b("cdl", None, None, 30, 100.0, 50.0, "B1"),),
+    band_sets=(("cdl",),),
+    multitemporal=False,
+    decode_only=True,
+    units="USDA CDL class code",
+    dtype="uint8",
+    nodata=0,
+    categorical=True,
+    description="USDA Cropland Data Layer (United States)",
+)
 LABEL = Modality(
     name="label",
     bands=(_b("class", None, None, 10, 0.0, 1.0, "label", "B1"),),
@@ -361,6 +414,8 @@ MODALITIES: dict[str, Modality] = {
         DEM,
         OPENSTREETMAP,
         CANOPY_HEIGHT,
+        WORLDCEREAL,
+        CDL,
         LABEL,
     )
 }

@@ -141,7 +141,10 @@ DEFAULT_MODALITIES = (
     "dem",
     "openstreetmap",
     "canopy_height",
+    "cdl",
+    "worldcereal",
 )
+"""OlmoEarth v1's modalities: three sensors and six maps (the maps are decode-only targets)."""
 
 
 @dataclass
@@ -231,6 +234,7 @@ class Encoder(nn.Module):
             Block(d, config.num_heads, config.mlp_ratio, drop_path=r) for r in dpr
         )
         self.norm = nn.LayerNorm(d)
+        self.project = nn.Linear(d, d)  # tokens into the output space heads and losses read
         self.apply(_init_linear)
 
     @property
@@ -364,7 +368,7 @@ class Encoder(nn.Module):
         x = tokens.x.reshape(b * n, d)[flat]  # [Ntot, D]
         for block in self.blocks:
             x = block(x, layout)
-        x = self.norm(x)
+        x = self.project(self.norm(x))
         features = x.new_zeros(b * n, d).index_copy(0, flat, x).reshape(b, n, d)
         pooled = x.new_zeros(b, d).index_add(0, layout.batch, x)
         pooled = pooled / layout.counts.clamp_min(1)[:, None].to(x.dtype)
