@@ -85,3 +85,88 @@ def ingest_eurosat(
         IngestConfig(workers=workers, progress=progress),
     )
     return ds, windows, report
+
+
+def ingest_slovenia(
+    root: str | Path, dataset: str | Path, *, size: int = 32, progress: bool = False
+) -> tuple[Dataset, list[Window]]:
+    """A grid of ``size`` px windows over the eo-learn Slovenia tile with an ``s2`` layer (S2
+    L1C, 30-day periods Jul-Sep 2015, least cloudy with its cloud mask) and a ``lulc`` label
+    layer (0 = no data)."""
+    import rasterio
+    from rasterio.warp import transform_bounds
+
+    from earthplat.data.window import windows_from_aoi
+
+    root = Path(root)
+    stack = root / "s2_l1c_5dates_13bands.tif"
+    with rasterio.open(stack) as src:
+        bbox = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+    windows = windows_from_aoi(
+        bbox, start="2015-07-01", end="2015-09-29", size=size, group="slovenia", name_prefix="si_"
+    )
+    ds = Dataset(dataset)
+    ds.write_windows(windows)
+    cfg = IngestConfig(progress=progress, ignore_errors=True)
+    report = ingest(
+        ds,
+        windows,
+        LayerSpec("s2", "sentinel2_l1c", period="30d", method="least_cloudy"),
+        LocalSource([str(stack)], "sentinel2_l1c", quality=str(root / "cloudmask_68dates.tif")),
+        cfg,
+    )
+    ingest(
+        ds,
+        windows,
+        LayerSpec("lulc", "label"),
+        LocalSource([str(root / "lulc.tif")], "label", nodata=0),
+        cfg,
+    )
+    done = [w for w in windows if w.name not in report.failed]
+    return ds, done
+
+
+def ingest_sen1floods11(
+    root: str | Path, dataset: str | Path, *, size: int = 64, progress: bool = False
+) -> tuple[Dataset, list[Window]]:
+    """A grid of ``size`` px UTM windows over the Sen1Floods11 chip with ``s2`` (L1C), ``s1``
+    (VV/VH dB) and ``label`` (water = 1, -1 = unlabelled) layers."""
+    import rasterio
+    from rasterio.warp import transform_bounds
+
+    from earthplat.data.window import windows_from_aoi
+
+    root = Path(root)
+    s2 = root / "Spain_7370579_S2Hand.tif"
+    with rasterio.open(s2) as src:
+        bbox = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+    windows = windows_from_aoi(
+        bbox,
+        start="2019-09-10",
+        end="2019-09-25",
+        size=size,
+        group="sen1floods11",
+        name_prefix="sp_",
+    )
+    ds = Dataset(dataset)
+    ds.write_windows(windows)
+    cfg = IngestConfig(progress=progress, ignore_errors=True)
+    failed: set[str] = set()
+    for layer, source in (
+        (
+            LayerSpec("s2", "sentinel2_l1c", period="15d"),
+            LocalSource([str(s2)], "sentinel2_l1c", datetime="2019-09-18"),
+        ),
+        (
+            LayerSpec("s1", "sentinel1", period="15d"),
+            LocalSource(
+                [str(root / "Spain_7370579_S1Hand.tif")], "sentinel1", datetime="2019-09-17"
+            ),
+        ),
+        (
+            LayerSpec("label", "label"),
+            LocalSource([str(root / "Spain_7370579_LabelHand.tif")], "label", nodata=-1),
+        ),
+    ):
+        failed |= set(ingest(ds, windows, layer, source, cfg).failed)
+    return ds, [w for w in windows if w.name not in failed]
