@@ -145,5 +145,8 @@ class LatentMIMModule(TrainCoreModule):
     def fsdp_units(self) -> list[torch.nn.Module]:
         return [*self.encoder.blocks, *self.predictor.blocks]
 
+    def fsdp_forward_methods(self) -> dict[torch.nn.Module, list[str]]:
+        return {self.encoder: ["tokenize", "encode_tokens"]}
+
     def config_dict(self) -> dict[str, Any]:
         return {"encoder": asdict(self.encoder_config)}

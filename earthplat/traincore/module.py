@@ -64,6 +64,10 @@ class TrainCoreModule(L.LightningModule):
         """Submodules to shard as their own FSDP2 units (e.g. transformer blocks)."""
         return []
 
+    def fsdp_forward_methods(self) -> dict[nn.Module, list[str]]:
+        """Submodules called through methods other than ``forward`` (FSDP2 must know them)."""
+        return {}
+
     def tensor_parallel_plan(self) -> dict | None:
         """``{module FQN: ParallelStyle}`` for tensor parallelism; ``None`` when unsupported."""
         return None
@@ -73,7 +77,11 @@ class TrainCoreModule(L.LightningModule):
         if mesh is None:
             return
         apply_parallelism(
-            self, mesh, fsdp_units=self.fsdp_units(), tp_plan=self.tensor_parallel_plan()
+            self,
+            mesh,
+            fsdp_units=self.fsdp_units(),
+            tp_plan=self.tensor_parallel_plan(),
+            forward_methods=self.fsdp_forward_methods(),
         )
 
     # --- optimisation ----------------------------------------------------------------------------

@@ -77,14 +77,18 @@ def apply_parallelism(
     fsdp_units: Sequence[nn.Module] = (),
     tp_plan: dict | None = None,
     mp_policy=None,
+    forward_methods: dict[nn.Module, list[str]] | None = None,
 ) -> None:
     """Apply a tensor-parallel plan, then shard with FSDP2, on ``root`` (a LightningModule).
 
     ``fsdp_units`` are sharded first, each as its own unit (e.g. transformer blocks, so only one
     block's full parameters exist at a time). Then each direct child of ``root`` that still holds
-    unsharded parameters becomes a unit, so no parameter is left replicated by accident.
+    unsharded parameters becomes a unit, so no parameter is left replicated by accident
+    (containers without ``forward`` are descended into). ``forward_methods`` names methods
+    other than ``forward`` through which a sharded module is called (FSDP2 gathers the
+    parameters only around registered methods).
     """
-    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
     from torch.distributed.tensor.parallel import parallelize_module
 
     tp_mesh = device_mesh["tensor_parallel"]
@@ -108,13 +112,24 @@ def apply_parallelism(
     if mp_policy is not None:
         kwargs["mp_policy"] = mp_policy
     sharded: set[int] = set()
+
+    def shard(module: nn.Module) -> None:
+        if type(module).forward is nn.Module.forward:  # a container (ModuleDict/List)
+            for child in module.children():
+                if any(id(p) not in sharded for p in child.parameters()):
+                    shard(child)
+            return
+        fully_shard(module, **kwargs)
+        sharded.update(id(p) for p in module.parameters())
+
     for unit in fsdp_units:
-        fully_shard(unit, **kwargs)
-        sharded.update(id(p) for p in unit.parameters())
+        shard(unit)
     for child in root.children():
         if any(id(p) not in sharded for p in child.parameters()):
-            fully_shard(child, **kwargs)
-            sharded.update(id(p) for p in child.parameters())
+            shard(child)
+    for module, names in (forward_methods or {}).items():
+        for name in names:  # methods other than forward that use the sharded parameters
+            register_fsdp_forward_method(module, name)
 
 
 def is_sharded(param: torch.Tensor) -> bool:

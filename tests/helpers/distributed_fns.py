@@ -147,8 +147,8 @@ def train_crash_then_resume(
     return state_of(module)
 
 
-def pretrain_steps(pack: str, run_dir: str) -> dict[str, torch.Tensor]:
-    """Two Latent MIM steps of the pico encoder under DDP on a packed dataset."""
+def pretrain_steps(pack: str, run_dir: str, strategy: str = "ddp") -> dict[str, torch.Tensor]:
+    """Two Latent MIM steps of the pico encoder under DDP or FSDP2 on a packed dataset."""
     from earthplat.data.pretrain import PretrainDataConfig, PretrainDataModule
     from earthplat.data.pretrain import PretrainSamplingConfig as Sampling
     from earthplat.nn.encoder import EncoderConfig
@@ -167,7 +167,7 @@ def pretrain_steps(pack: str, run_dir: str) -> dict[str, torch.Tensor]:
     )
     cfg = TrainerConfig(
         run_dir=run_dir,
-        strategy="ddp",
+        strategy=strategy,
         accelerator="cpu",
         devices=2,
         max_steps=2,
@@ -175,4 +175,4 @@ def pretrain_steps(pack: str, run_dir: str) -> dict[str, torch.Tensor]:
         process_group_backend="gloo",
     )
     fit(cfg, module, data)
-    return {k: v.detach().clone() for k, v in module.encoder.state_dict().items()}
+    return state_of(module.encoder)

@@ -84,10 +84,17 @@ def test_shipped_pretrain_config_runs_and_exports(tmp_path, config, eurosat_pack
     assert torch.equal(encoder.state_dict()[w], ckpt["state_dict"][f"encoder.{w}"])
 
 
-def test_two_rank_ddp_pretraining_step(tmp_path, eurosat_pack):
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_rank_pretraining_step(tmp_path, eurosat_pack, strategy):
     ranks = run_distributed_test(
-        fns.pretrain_steps, str(eurosat_pack), str(tmp_path / "ddp"), timeout=240
+        fns.pretrain_steps, str(eurosat_pack), str(tmp_path / strategy), strategy, timeout=240
     )
     assert len(ranks) == 2
     for name, value in ranks[0].items():
         torch.testing.assert_close(ranks[1][name], value, rtol=0, atol=0, msg=name)
+    # the steps changed the weights
+    torch.manual_seed(0)
+    from earthplat.nn.encoder import EncoderConfig
+
+    init = EncoderConfig.pico(modalities=("sentinel2_l1c",)).build()
+    assert any(not torch.equal(p.detach(), ranks[0][n]) for n, p in init.named_parameters())
