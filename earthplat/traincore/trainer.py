@@ -161,12 +161,14 @@ def fit(
     module: L.LightningModule,
     datamodule: L.LightningDataModule | None = None,
     *,
+    train_dataloaders: Any = None,
     config_to_save: Any = None,
     callbacks: list[L.Callback] = (),
     resume: bool = True,
     **trainer_overrides: Any,
 ) -> L.Trainer:
-    """Seed, build the trainer and fit, resuming from the run directory's last checkpoint."""
+    """Seed, build the trainer and fit (a datamodule or plain dataloaders), resuming from the
+    run directory's last checkpoint."""
     L.seed_everything(config.seed, workers=True, verbose=False)
     trainer = config.build(
         config_to_save=config_to_save, callbacks=list(callbacks), **trainer_overrides
@@ -174,5 +176,10 @@ def fit(
     ckpt = find_resume_checkpoint(config.path, config.checkpoint.dirname) if resume else None
     if ckpt is not None and trainer.is_global_zero:
         print(f"resuming from {ckpt}")
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
+    trainer.fit(
+        module,
+        train_dataloaders=train_dataloaders,
+        datamodule=datamodule,
+        ckpt_path=str(ckpt) if ckpt else None,
+    )
     return trainer
