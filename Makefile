@@ -10,7 +10,7 @@ SYSTEM_PACKAGES ?=
 # swap in another torch build
 PINS := "torch==2.14.1" "torchvision==0.29.1"
 
-.PHONY: setup system-packages run test lint format bench clean
+.PHONY: setup system-packages run test lint format bench bench-env bench-compare clean
 
 setup: system-packages $(STAMP)
 
@@ -55,6 +55,20 @@ bench: setup
 	$(BIN)/python -m bench.materialize
 	$(BIN)/python -m bench.packed_dataset
 	$(BIN)/python -m bench.pack_formats
+
+bench-compare: setup bench-env
+	$(BIN)/python -m bench.olmoearth_compare
+
+# The reference implementation for bench/olmoearth_compare.py, in its own environment only
+# (its pins want torch<2.10; its code runs on 2.14.1, so it is installed with --no-deps).
+bench-env: .venv-bench/.installed
+
+.venv-bench/.installed:
+	@test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install -q $(PINS) einops universal-pathlib huggingface_hub \
+	  class-registry psutil cached-path dataclass-extensions pyyaml rich safetensors "setuptools<81"
+	.venv-bench/bin/python -m pip install -q --no-deps olmoearth-pretrain==0.1.2 ai2-olmo-core==3.0.0
+	@touch $@
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -24,3 +24,18 @@ def test_lazy_attribute_resolves():
     import earthplat.traincore as tc
 
     assert tc.TrainerConfig.__name__ == "TrainerConfig"
+
+
+def test_loading_an_exported_encoder_needs_no_training_stack(tmp_path):
+    import torch
+
+    from earthplat.nn.encoder import EncoderConfig
+    from earthplat.nn.export import export_encoder
+
+    torch.manual_seed(0)
+    export_encoder(EncoderConfig.pico().build(), tmp_path / "enc")
+    mods = _modules_after(
+        f"from earthplat.nn import load_encoder; load_encoder({str(tmp_path / 'enc')!r})"
+    )
+    assert "torch" in mods
+    assert "lightning" not in mods and "pytorch_lightning" not in mods

@@ -1,0 +1,306 @@
+"""Our nano encoder beside the reference ``olmoearth-pretrain`` at identical configurations.
+
+    python -m bench.olmoearth_compare [--repeats 3] [--python-ref .venv-bench/bin/python]
+
+The reference lives only in the benchmark's own environment (``make bench-env``: olmoearth-pretrain
+0.1.2 and ai2-olmo-core 3.0.0 installed with --no-deps beside torch 2.14.1); it is never a
+dependency of the project. Each measurement runs in a fresh process with 2 threads; ours and
+the reference alternate, and the median of ``--repeats`` runs is reported.
+
+Cases (nano: width 128, depth 4, 8 heads, MLP x4; predictor depth 4; S2 L2A, 12 bands in 3 band
+sets; fp32; patch size 4):
+  forward   64x64 px, T=12, batch 8 (9,216 tokens/sample), encoder only, no masking
+  train32   32x32 px, T=12, batch 8 (2,304 tokens/sample): two random-masked views (encode 0.5,
+            decode 0.5), encoder + predictor + frozen targets, patch discrimination (tau 0.1) +
+            0.1 InfoNCE, backward, AdamW step
+  train64   the same at 64x64 px (ours only unless --ref-train64: the reference needs ~12.5 GiB)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.report import publish
+
+REPO = Path(__file__).resolve().parents[1]
+CASES = {"forward": (64, False), "train32": (32, True), "train64": (64, True)}
+B, T, P = 8, 12, 4
+
+
+def _stamps(torch):
+    return torch.tensor([[[15, m, 2022] for m in range(T)]] * B)
+
+
+def _ours(case: str, iters: int, measure=None) -> dict:
+    import torch
+
+    from earthplat.nn.encoder import EncoderConfig, ModalityInput
+    from earthplat.nn.predictor import PredictorConfig
+    from earthplat.train.masking import MaskingConfig
+    from earthplat.train.pretrain import LatentMIMModule
+
+    size, train = CASES[case]
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    data = torch.randn(B, T, 12, size, size, generator=g)
+    valid = torch.ones(B, T, size, size, dtype=torch.bool)
+    module = LatentMIMModule(
+        encoder=EncoderConfig.nano(modalities=("sentinel2_l2a",)),
+        predictor=PredictorConfig(depth=4),
+        masking=MaskingConfig("random", 0.5, 0.5),
+    )
+    if not train:
+        encoder = module.encoder.eval()
+        inputs = {"sentinel2_l2a": ModalityInput(data, valid, _stamps(torch))}
+
+        def step():
+            with torch.no_grad():
+                encoder(inputs, patch_size=P)
+    else:
+        batch = {
+            "index": torch.arange(B),
+            "patch_size": P,
+            "modalities": {
+                "sentinel2_l2a": {
+                    "data": data,
+                    "valid": valid,
+                    "timestamps": _stamps(torch),
+                    "bands": None,
+                }
+            },
+        }
+        opt = module.optimizer_config.build(module)
+
+        def step():
+            loss = module.compute_loss(batch, g)["loss"]
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+    return _time(step, iters, size)
+
+
+def _reference(case: str, iters: int) -> dict:
+    import torch
+    from olmoearth_pretrain.datatypes import MaskedOlmoEarthSample, OlmoEarthSample
+    from olmoearth_pretrain.nn.flexi_vit import EncoderConfig, PredictorConfig
+    from olmoearth_pretrain.nn.latent_mim import LatentMIMConfig
+    from olmoearth_pretrain.nn.utils import unpack_encoder_output
+    from olmoearth_pretrain.train.loss import LossConfig
+    from olmoearth_pretrain.train.masking import MaskingConfig
+
+    size, train = CASES[case]
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    mods = ["sentinel2_l2a"]
+    enc = EncoderConfig(
+        supported_modality_names=mods,
+        embedding_size=128,
+        depth=4,
+        num_heads=8,
+        mlp_ratio=4.0,
+        max_sequence_length=12,
+        drop_path=0.0,
+    )
+    dec = PredictorConfig(
+        supported_modality_names=mods,
+        encoder_embedding_size=128,
+        decoder_embedding_size=128,
+        depth=4,
+        num_heads=8,
+        mlp_ratio=4.0,
+        max_sequence_length=12,
+    )
+    model = LatentMIMConfig(enc, dec).build()
+    x = torch.randn(B, T, 12, size, size, generator=g).permute(0, 3, 4, 1, 2).contiguous()
+    sample = OlmoEarthSample(sentinel2_l2a=x, timestamps=_stamps(torch))  # [B, H, W, T, C]
+    if not train:
+        model.eval()
+        full = MaskedOlmoEarthSample(
+            timestamps=sample.timestamps,
+            sentinel2_l2a=x,
+            sentinel2_l2a_mask=torch.zeros(B, size, size, T, 3, dtype=torch.long),
+        )
+
+        def step():
+            with torch.no_grad():
+                model.encoder(full, patch_size=P, fast_pass=True)
+    else:
+        masking = MaskingConfig(
+            {"type": "random", "encode_ratio": 0.5, "decode_ratio": 0.5}
+        ).build()
+        loss_fn = LossConfig({"type": "patch_discrimination_new", "tau": 0.1}).build()
+        contrastive = LossConfig({"type": "InfoNCE", "weight": 0.1}).build()
+        params = [
+            p
+            for n, p in model.named_parameters()
+            if p.requires_grad and not n.startswith("target_encoder")
+        ]
+        opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.02)
+
+        def step():
+            losses, pooled = [], []
+            for _ in range(2):
+                view = masking.apply_mask(sample, patch_size=P)
+                _, decoded, pooled_v, _, _ = model(view, P)
+                with torch.no_grad():
+                    target, _, _ = unpack_encoder_output(
+                        model.target_encoder.forward(view.unmask(), patch_size=P)
+                    )
+                losses.append(loss_fn.compute(decoded, target))
+                pooled.append(pooled_v)
+            loss = (losses[0] + losses[1]) / 2 + contrastive.compute(pooled[0], pooled[1])
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+    return _time(step, iters, size)
+
+
+def _time(step, iters: int, size: int) -> dict:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    step()  # warm-up (allocations, caches)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    secs = statistics.median(times)
+    tokens = (size // P) ** 2 * T * 3
+    return {
+        "seconds": secs,
+        "tokens_per_s": B * tokens / secs,
+        "samples_per_s": B / secs,
+        "gflop": counter.get_total_flops() / 1e9,
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def _profile(case: str) -> str:
+    """Top operators by self CPU time of one of our steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    def measure(step, iters, size):
+        step()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            step()
+        return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12)
+
+    return _ours(case, 1, measure)
+
+
+def worker(impl: str, case: str, iters: int) -> None:
+    fn = _ours if impl == "ours" else _reference
+    print(json.dumps(fn(case, iters)))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--iters", type=int, default=3)
+    p.add_argument("--python-ref", default=str(REPO / ".venv-bench/bin/python"))
+    p.add_argument("--ref-train64", action="store_true")
+    p.add_argument("--worker", nargs=2, metavar=("IMPL", "CASE"))
+    p.add_argument("--out", default=str(REPO / "bench/results/olmoearth_compare.md"))
+    args = p.parse_args()
+    if args.worker:
+        worker(*args.worker, args.iters)
+        return
+    if not Path(args.python_ref).exists():
+        raise SystemExit(f"{args.python_ref} not found: run `make bench-env` first")
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "2",
+        "MKL_NUM_THREADS": "2",
+        "PYTHONPATH": str(REPO),
+        "PYTHONWARNINGS": "ignore",
+    }
+    pythons = {"ours": sys.executable, "ref": args.python_ref}
+    runs: dict[tuple[str, str], list[dict]] = {}
+    for r in range(args.repeats):
+        for case in CASES:
+            for impl in ("ours", "ref") if r % 2 == 0 else ("ref", "ours"):
+                if impl == "ref" and case == "train64" and not args.ref_train64:
+                    continue
+                out = subprocess.run(
+                    [
+                        pythons[impl],
+                        "-m",
+                        "bench.olmoearth_compare",
+                        "--worker",
+                        impl,
+                        case,
+                        "--iters",
+                        str(args.iters),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    cwd=REPO,
+                )
+                if out.returncode != 0:
+                    raise SystemExit(f"{impl} {case} failed:\n{out.stderr[-3000:]}")
+                runs.setdefault((impl, case), []).append(json.loads(out.stdout.splitlines()[-1]))
+                print(impl, case, runs[(impl, case)][-1], flush=True)
+
+    import torch
+
+    from earthplat.traincore.flops import cpu_peak_flops
+
+    torch.set_num_threads(2)
+    peak = cpu_peak_flops() / 1e9
+
+    def med(impl, case, key):
+        vals = [r[key] for r in runs.get((impl, case), [])]
+        return statistics.median(vals) if vals else float("nan")
+
+    lines = [
+        f"nano, fp32, 2 threads, batch {B}, T={T}, patch {P}; median of {args.repeats} "
+        f"runs (alternating); CPU fp32 matmul peak {peak:.0f} GFLOP/s",
+        "",
+        "| case | impl | tokens/s | samples/s | GFLOP/s | % of peak | peak RSS GiB |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for case in CASES:
+        for impl in ("ours", "ref"):
+            if (impl, case) not in runs:
+                continue
+            gflops = med(impl, case, "gflop") / med(impl, case, "seconds")
+            lines.append(
+                f"| {case} | {impl} | {med(impl, case, 'tokens_per_s'):,.0f} | "
+                f"{med(impl, case, 'samples_per_s'):.2f} | {gflops:.1f} | "
+                f"{100 * gflops / peak:.0f}% | {med(impl, case, 'peak_rss_gib'):.2f} |"
+            )
+    lines.append("")
+    for case in ("forward", "train32"):
+        if ("ref", case) in runs:
+            speed = med("ours", case, "tokens_per_s") / med("ref", case, "tokens_per_s")
+            mem = med("ours", case, "peak_rss_gib") / med("ref", case, "peak_rss_gib")
+            lines.append(f"{case}: ours / reference speed {speed:.2f}x, peak memory {mem:.2f}x")
+    lines += [
+        "",
+        "Where our pretraining step spends its time (train32, torch.profiler, self CPU):",
+        "",
+        "```",
+        _profile("train32"),
+        "```",
+    ]
+    publish(lines, args.out)
+
+
+if __name__ == "__main__":
+    main()
