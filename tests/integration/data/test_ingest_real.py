@@ -1,6 +1,5 @@
 """Ingest real satellite data from ../shared/data/real into UTM windows."""
 
-import csv
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ from earthplat.data.layer import read_layer, read_layer_arrays
 from earthplat.data.materialize import LayerSpec
 from earthplat.data.sample import load_sample
 from earthplat.data.sources import LocalSource
-from earthplat.data.window import window_around, windows_from_points
+from earthplat.data.window import window_around
 
 pytestmark = pytest.mark.slow
 QUIET = IngestConfig(progress=False)
@@ -139,41 +138,20 @@ def test_slovenia_stack_composites_with_cloud_mask(real, tmp_path):
 
 
 def test_eurosat_patches_each_in_their_own_utm_zone(real, tmp_path):
-    root = real / "eurosat_ms_subset"
-    rows = list(csv.DictReader((root / "labels.csv").open()))
-    per_class: dict[str, list] = {}
-    for r in rows:
-        per_class.setdefault(r["class_id"], []).append(r)
-    chosen = [r for group in per_class.values() for r in group[:3]]  # 30 patches, 10 classes
-    points = []
-    for r in chosen:
-        cx = (float(r["left"]) + float(r["right"])) / 2
-        cy = (float(r["bottom"]) + float(r["top"])) / 2
-        lon, lat = transform(f"EPSG:{r['epsg']}", "EPSG:4326", [cx], [cy])
-        points.append(
-            {
-                "lon": lon[0],
-                "lat": lat[0],
-                "start": "2018-01-01",
-                "end": "2019-01-01",
-                "name": r["path"].replace("/", "_").removesuffix(".tif"),
-                "class_id": r["class_id"],
-                "epsg": r["epsg"],
-            }
-        )
-    windows = windows_from_points(points, size=48)
+    from earthplat.data.recipes import eurosat_windows
+
+    windows, files = eurosat_windows(real / "eurosat_ms_subset", size=48, limit_per_class=3)
+    assert len(windows) == 30  # 3 patches x 10 classes
     zones = {w.crs for w in windows}
     assert len(zones) >= 3
     assert sum(w.crs == f"EPSG:{w.properties['epsg']}" for w in windows) >= 0.9 * len(windows)
     ds = Dataset(tmp_path)
     ds.write_windows(windows)
-    source = LocalSource(
-        [str(root / r["path"]) for r in chosen], "sentinel2_l1c", datetime="2018-06-01"
-    )
+    source = LocalSource(files, "sentinel2_l1c", datetime="2018-06-01")
     report = ingest(
         ds,
         windows,
-        LayerSpec("s2", "sentinel2_l1c", period="365d"),
+        LayerSpec("s2", "sentinel2_l1c", period="730d"),
         source,
         IngestConfig(progress=False, workers=2),
     )
@@ -189,7 +167,7 @@ def test_eurosat_patches_each_in_their_own_utm_zone(real, tmp_path):
     forest, sea = np.mean(ndvi[1]), np.mean(ndvi[9])
     assert forest > 0.5 and sea < 0.0
     # re-running resumes: nothing is redone
-    again = ingest(ds, windows, LayerSpec("s2", "sentinel2_l1c", period="365d"), source, QUIET)
+    again = ingest(ds, windows, LayerSpec("s2", "sentinel2_l1c", period="730d"), source, QUIET)
     assert len(again.skipped) == len(windows) and not again.done
 
 
