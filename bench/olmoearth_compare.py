@@ -169,9 +169,8 @@ def _time(step, iters: int, size: int) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    step()  # warm-up (allocations, caches)
     counter = FlopCounterMode(display=False)
-    with counter:
+    with counter:  # the warm-up step (allocations, caches) also counts the FLOPs
         step()
     times = []
     for _ in range(iters):
@@ -211,7 +210,7 @@ def worker(impl: str, case: str, iters: int) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--iters", type=int, default=3)
+    p.add_argument("--iters", type=int, default=2)
     p.add_argument("--python-ref", default=str(REPO / ".venv-bench/bin/python"))
     p.add_argument("--ref-train64", action="store_true")
     p.add_argument("--worker", nargs=2, metavar=("IMPL", "CASE"))
