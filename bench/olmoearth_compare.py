@@ -9,7 +9,9 @@ the reference alternate, and the median of ``--repeats`` runs is reported.
 
 Cases (nano: width 128, depth 4, 8 heads, MLP x4; predictor depth 4; S2 L2A, 12 bands in 3 band
 sets; fp32; patch size 4):
-  forward   64x64 px, T=12, batch 8 (9,216 tokens/sample), encoder only, no masking
+  forward   64x64 px, T=12, batch 8 (9,216 tokens/sample), encoder only, no masking; the
+            reference runs its default path ("ref") and its fast_pass=True path ("ref-fast",
+            no mask construction, all tokens assumed present)
   train32   32x32 px, T=12, batch 8 (2,304 tokens/sample): two random-masked views (encode 0.5,
             decode 0.5), encoder + predictor + frozen targets, patch discrimination (tau 0.1) +
             0.1 InfoNCE, backward, AdamW step
@@ -88,7 +90,7 @@ def _ours(case: str, iters: int, measure=None) -> dict:
     return _time(step, iters, size)
 
 
-def _reference(case: str, iters: int) -> dict:
+def _reference(case: str, iters: int, fast_pass: bool = False) -> dict:
     import torch
     from olmoearth_pretrain.datatypes import MaskedOlmoEarthSample, OlmoEarthSample
     from olmoearth_pretrain.nn.flexi_vit import EncoderConfig, PredictorConfig
@@ -132,7 +134,7 @@ def _reference(case: str, iters: int) -> dict:
 
         def step():
             with torch.no_grad():
-                model.encoder(full, patch_size=P, fast_pass=True)
+                model.encoder(full, patch_size=P, fast_pass=fast_pass)
     else:
         masking = MaskingConfig(
             {"type": "random", "encode_ratio": 0.5, "decode_ratio": 0.5}
@@ -165,9 +167,35 @@ def _reference(case: str, iters: int) -> dict:
     return _time(step, iters, size)
 
 
+def _register_cpu_attention_flops() -> None:
+    """FlopCounterMode knows the CUDA SDPA kernels but not the CPU flash kernel; without this
+    the attention (most of the work at 9,216 tokens) would count as zero."""
+    import torch
+    from torch.utils.flop_counter import (
+        register_flop_formula,
+        sdpa_backward_flop_count,
+        sdpa_flop_count,
+    )
+
+    aten = torch.ops.aten
+    try:
+
+        @register_flop_formula(aten._scaled_dot_product_flash_attention_for_cpu)
+        def _fwd(query, key, value, *args, out_shape=None, **kwargs) -> int:
+            return sdpa_flop_count(query, key, value)  # formulas receive shapes
+
+        @register_flop_formula(aten._scaled_dot_product_flash_attention_for_cpu_backward)
+        def _bwd(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
+            return sdpa_backward_flop_count(grad_out, query, key, value)
+    except (AttributeError, RuntimeError, ValueError):
+        pass  # already registered, or a torch without that kernel
+
+
 def _time(step, iters: int, size: int) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
+
+    _register_cpu_attention_flops()
 
     counter = FlopCounterMode(display=False)
     with counter:  # the warm-up step (allocations, caches) also counts the FLOPs
@@ -203,8 +231,11 @@ def _profile(case: str) -> str:
 
 
 def worker(impl: str, case: str, iters: int) -> None:
-    fn = _ours if impl == "ours" else _reference
-    print(json.dumps(fn(case, iters)))
+    if impl == "ours":
+        result = _ours(case, iters)
+    else:
+        result = _reference(case, iters, fast_pass=impl == "ref-fast")
+    print(json.dumps(result))
 
 
 def main() -> None:
@@ -228,11 +259,12 @@ def main() -> None:
         "PYTHONPATH": str(REPO),
         "PYTHONWARNINGS": "ignore",
     }
-    pythons = {"ours": sys.executable, "ref": args.python_ref}
+    pythons = {"ours": sys.executable, "ref": args.python_ref, "ref-fast": args.python_ref}
     runs: dict[tuple[str, str], list[dict]] = {}
     for r in range(args.repeats):
         for case in CASES:
-            for impl in ("ours", "ref") if r % 2 == 0 else ("ref", "ours"):
+            impls = ["ours", "ref", "ref-fast"] if case == "forward" else ["ours", "ref"]
+            for impl in impls if r % 2 == 0 else impls[::-1]:
                 if impl == "ref" and case == "train64" and not args.ref_train64:
                     continue
                 out = subprocess.run(
@@ -275,7 +307,7 @@ def main() -> None:
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for case in CASES:
-        for impl in ("ours", "ref"):
+        for impl in ("ours", "ref", "ref-fast"):
             if (impl, case) not in runs:
                 continue
             gflops = med(impl, case, "gflop") / med(impl, case, "seconds")
@@ -290,6 +322,9 @@ def main() -> None:
             speed = med("ours", case, "tokens_per_s") / med("ref", case, "tokens_per_s")
             mem = med("ours", case, "peak_rss_gib") / med("ref", case, "peak_rss_gib")
             lines.append(f"{case}: ours / reference speed {speed:.2f}x, peak memory {mem:.2f}x")
+    if ("ref-fast", "forward") in runs:
+        speed = med("ours", "forward", "tokens_per_s") / med("ref-fast", "forward", "tokens_per_s")
+        lines.append(f"forward: ours / reference with fast_pass=True {speed:.2f}x")
     lines += [
         "",
         "Where our pretraining step spends its time (train32, torch.profiler, self CPU):",

@@ -24,6 +24,35 @@ def register_loss(name: str):
     return wrap
 
 
+MAX_LOGITS = 8 * 1024 * 1024
+"""Similarity entries computed at once by ``patch_discrimination`` (32 MB in fp32)."""
+
+
+def _checkpointed(fn, *args):
+    if torch.is_grad_enabled() and any(
+        isinstance(a, torch.Tensor) and a.requires_grad for a in args
+    ):
+        from torch.utils.checkpoint import checkpoint
+
+        return checkpoint(fn, *args, use_reentrant=False)
+    return fn(*args)
+
+
+def _group_losses(
+    p: torch.Tensor, t: torch.Tensor, counts: torch.Tensor, tau: float
+) -> torch.Tensor:
+    """[G] mean cross-entropy of each group: p, t are [G, L, D] normalised and zero-padded."""
+    g, lmax, _ = p.shape
+    logits = torch.bmm(p, t.transpose(1, 2)).float() / tau  # [G, L, L]
+    real = torch.arange(lmax, device=p.device)[None] < counts[:, None]  # [G, L]
+    logits = logits.masked_fill(~real[:, None, :], float("-inf"))
+    labels = torch.arange(lmax, device=p.device).expand(g, -1).masked_fill(~real, -100)
+    per_token = F.cross_entropy(
+        logits.reshape(g * lmax, lmax), labels.reshape(-1), reduction="none", ignore_index=-100
+    ).reshape(g, lmax)
+    return per_token.sum(1) / counts  # padded rows contribute 0
+
+
 @register_loss("patch_discrimination")
 def patch_discrimination(
     pred: torch.Tensor,
@@ -53,14 +82,18 @@ def patch_discrimination(
     t = pred.new_zeros(g, lmax, d)
     p[gid_sorted, pos] = F.normalize(pred[order].float(), dim=-1).to(p.dtype)
     t[gid_sorted, pos] = F.normalize(target[order].float(), dim=-1).to(t.dtype)
-    logits = torch.bmm(p, t.transpose(1, 2)).float() / tau  # [G, L, L]
-    real = torch.arange(lmax, device=pred.device)[None] < counts[:, None]  # [G, L]
-    logits = logits.masked_fill(~real[:, None, :], float("-inf"))
-    labels = torch.arange(lmax, device=pred.device).expand(g, -1).masked_fill(~real, -100)
-    per_token = F.cross_entropy(
-        logits.reshape(g * lmax, lmax), labels.reshape(-1), reduction="none", ignore_index=-100
-    ).reshape(g, lmax)
-    per_group = per_token.sum(1) / counts  # padded rows contribute 0
+    # The [G, L, L] similarities are the largest tensors of a pretraining step (0.7 GB per view
+    # at 64x64 px, batch 8), and softmax keeps copies for backward. Chunks of groups are
+    # computed under activation checkpointing, so only one chunk's matrices exist at a time.
+    chunk = max(1, MAX_LOGITS // max(1, lmax * lmax))
+    per_group = torch.cat(
+        [
+            _checkpointed(
+                _group_losses, p[i : i + chunk], t[i : i + chunk], counts[i : i + chunk], tau
+            )
+            for i in range(0, g, chunk)
+        ]
+    )
     return per_group.mean() * 2 * tau
 
 
