@@ -87,7 +87,7 @@ def _ours(case: str, iters: int, measure=None) -> dict:
             opt.step()
             opt.zero_grad(set_to_none=True)
 
-    return _time(step, iters, size)
+    return (measure or _time)(step, iters, size)
 
 
 def _reference(case: str, iters: int, fast_pass: bool = False) -> dict:
@@ -246,9 +246,13 @@ def main() -> None:
     p.add_argument("--ref-train64", action="store_true")
     p.add_argument("--worker", nargs=2, metavar=("IMPL", "CASE"))
     p.add_argument("--out", default=str(REPO / "bench/results/olmoearth_compare.md"))
+    p.add_argument("--from-log", help="rebuild the table from a previous run's printed lines")
     args = p.parse_args()
     if args.worker:
         worker(*args.worker, args.iters)
+        return
+    if args.from_log:
+        report(parse_log(Path(args.from_log).read_text()), args.out)
         return
     if not Path(args.python_ref).exists():
         raise SystemExit(f"{args.python_ref} not found: run `make bench-env` first")
@@ -286,8 +290,23 @@ def main() -> None:
                 if out.returncode != 0:
                     raise SystemExit(f"{impl} {case} failed:\n{out.stderr[-3000:]}")
                 runs.setdefault((impl, case), []).append(json.loads(out.stdout.splitlines()[-1]))
-                print(impl, case, runs[(impl, case)][-1], flush=True)
+                print(impl, case, json.dumps(runs[(impl, case)][-1]), flush=True)
+    report(runs, args.out)
 
+
+def parse_log(text: str) -> dict[tuple[str, str], list[dict]]:
+    """The ``impl case {json}`` lines a run printed (older runs printed Python dict reprs)."""
+    import ast
+
+    runs: dict[tuple[str, str], list[dict]] = {}
+    for line in text.splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) == 3 and parts[0] in ("ours", "ref", "ref-fast") and parts[1] in CASES:
+            runs.setdefault((parts[0], parts[1]), []).append(ast.literal_eval(parts[2]))
+    return runs
+
+
+def report(runs: dict[tuple[str, str], list[dict]], out: str) -> None:
     import torch
 
     from earthplat.traincore.flops import cpu_peak_flops
@@ -299,8 +318,9 @@ def main() -> None:
         vals = [r[key] for r in runs.get((impl, case), [])]
         return statistics.median(vals) if vals else float("nan")
 
+    repeats = max(len(v) for v in runs.values())
     lines = [
-        f"nano, fp32, 2 threads, batch {B}, T={T}, patch {P}; median of {args.repeats} "
+        f"nano, fp32, 2 threads, batch {B}, T={T}, patch {P}; median of {repeats} "
         f"runs (alternating); CPU fp32 matmul peak {peak:.0f} GFLOP/s",
         "",
         "| case | impl | tokens/s | samples/s | GFLOP/s | % of peak | peak RSS GiB |",
@@ -333,7 +353,7 @@ def main() -> None:
         _profile("train32"),
         "```",
     ]
-    publish(lines, args.out)
+    publish(lines, out)
 
 
 if __name__ == "__main__":
