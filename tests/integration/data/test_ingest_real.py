@@ -1,6 +1,5 @@
 """Ingest real satellite data from ../shared/data/real into UTM windows."""
 
-
 import numpy as np
 import pytest
 from rasterio.warp import transform
@@ -138,23 +137,15 @@ def test_slovenia_stack_composites_with_cloud_mask(real, tmp_path):
 
 
 def test_eurosat_patches_each_in_their_own_utm_zone(real, tmp_path):
-    from earthplat.data.recipes import eurosat_windows
+    from earthplat.data.recipes import ingest_eurosat
 
-    windows, files = eurosat_windows(real / "eurosat_ms_subset", size=48, limit_per_class=3)
+    ds, windows, report = ingest_eurosat(
+        real / "eurosat_ms_subset", tmp_path, size=48, limit_per_class=3
+    )
     assert len(windows) == 30  # 3 patches x 10 classes
     zones = {w.crs for w in windows}
     assert len(zones) >= 3
     assert sum(w.crs == f"EPSG:{w.properties['epsg']}" for w in windows) >= 0.9 * len(windows)
-    ds = Dataset(tmp_path)
-    ds.write_windows(windows)
-    source = LocalSource(files, "sentinel2_l1c", datetime="2018-06-01")
-    report = ingest(
-        ds,
-        windows,
-        LayerSpec("s2", "sentinel2_l1c", period="730d"),
-        source,
-        IngestConfig(progress=False, workers=2),
-    )
     assert not report.failed and len(report.done) == len(windows)
     ndvi = {}
     for w in windows:
@@ -167,7 +158,7 @@ def test_eurosat_patches_each_in_their_own_utm_zone(real, tmp_path):
     forest, sea = np.mean(ndvi[1]), np.mean(ndvi[9])
     assert forest > 0.5 and sea < 0.0
     # re-running resumes: nothing is redone
-    again = ingest(ds, windows, LayerSpec("s2", "sentinel2_l1c", period="730d"), source, QUIET)
+    _, _, again = ingest_eurosat(real / "eurosat_ms_subset", tmp_path, size=48, limit_per_class=3)
     assert len(again.skipped) == len(windows) and not again.done
 
 
