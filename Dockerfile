@@ -26,6 +26,8 @@ COPY --chown=earthplat olmo_lm/configs /home/earthplat/configs
 USER earthplat
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
     CMD ["earthplat", "healthcheck"]
-# The main job until the platform exists; mount the text corpus at /data.
-CMD ["olmo-lm", "train", "--config", "/home/earthplat/configs/olmo2_tiny_shakespeare.yaml", \
-     "--data.path", "/data/tinyshakespeare.txt", "--trainer.run_dir", "/home/earthplat/runs/demo"]
+# The platform: API on :8000 plus one job worker (SQLite under /home/earthplat/earthplat-data
+# unless EARTHPLAT_DATABASE_URL names PostgreSQL); mount demo imagery at /data/real for the demo.
+ENV EARTHPLAT_DEMO_DATA=/data/real EARTHPLAT_HEALTH_URL=http://127.0.0.1:8000/api/v1/health
+EXPOSE 8000
+CMD ["python", "-m", "api.launch", "--host", "0.0.0.0", "--port", "8000"]

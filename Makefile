@@ -10,7 +10,7 @@ SYSTEM_PACKAGES ?=
 # swap in another torch build
 PINS := "torch==2.14.1" "torchvision==0.29.1"
 
-.PHONY: setup system-packages run test lint format bench bench-env bench-compare clean
+.PHONY: setup system-packages run run-lm test lint format bench bench-env bench-compare clean
 
 setup: system-packages $(STAMP)
 
@@ -32,7 +32,13 @@ $(STAMP): pyproject.toml
 	  assert torchvision.__version__.startswith('0.29.1'), torchvision.__version__"
 	@touch $(STAMP)
 
+# the platform on embedded defaults (SQLite, ./earthplat-data, one worker) on 127.0.0.1:8000,
+# with a demo project from EARTHPLAT_DEMO_DATA (default ../shared/data/real) or EARTHPLAT_DEMO_STAC
 run: setup
+	$(BIN)/python -m api.launch
+
+# the language-model demo: a tiny OLMo 2 on Tiny Shakespeare through the training core
+run-lm: setup
 	$(BIN)/olmo-lm train --config olmo_lm/configs/olmo2_tiny_shakespeare.yaml \
 	  --trainer.enable_progress_bar false
 	$(BIN)/olmo-lm generate --run_dir runs/olmo2_tiny_shakespeare --prompt "ROMEO:" \
@@ -55,6 +61,9 @@ bench: setup
 	$(BIN)/python -m bench.materialize
 	$(BIN)/python -m bench.packed_dataset
 	$(BIN)/python -m bench.pack_formats
+	$(BIN)/python -m bench.inference
+	$(BIN)/python -m bench.floods_vs_threshold
+	$(BIN)/python -m bench.api_latency
 
 bench-compare: setup bench-env
 	$(BIN)/python -m bench.olmoearth_compare

@@ -6,12 +6,12 @@
    the Sen1Floods11 chip) into one dataset and pack it.
 2. Pretrain (Latent MIM Lite, random masking) for ``--steps`` steps or ``--minutes`` minutes.
 3. Embed with the pretrained encoder and with its own initial weights, and report kNN (k=20,
-   cosine, similarity-weighted vote) and linear-probe accuracy on:
-   * EuroSAT: 10 classes, one pooled embedding per patch, 10 train / 5 test patches per class
-     (the patches are disjoint places);
-   * Slovenia land cover: per 4x4-pixel patch, majority class, windows split west/east;
-   * Sen1Floods11 water: per 8x8-pixel patch, water if most labelled pixels are, windows
-     split north/south.
+   cosine, temperature-weighted vote) and linear-probe accuracy on the ``earthplat.eval``
+   benchmarks (leak-free spatial train/val/test splits; kNN uses train + val, the linear probe
+   picks its weight decay on val and refits on train + val):
+   * EuroSAT: 10 classes, one pooled embedding per patch, split per class;
+   * Slovenia land cover: per 4x4-pixel patch, majority class;
+   * Sen1Floods11 water: per 8x8-pixel patch, water if most labelled pixels are.
 Writes bench/results/pretrain_probe.md and bench/results/pretrain_loss.png.
 """
 
@@ -37,135 +37,34 @@ def shared_real() -> Path:
     return Path(root) / "real" if root else REPO.parent / "shared" / "data" / "real"
 
 
-# --- probes ----------------------------------------------------------------------------------
-def knn_accuracy(train_x, train_y, test_x, test_y, k: int = 20, tau: float = 0.07) -> float:
-    a = torch.nn.functional.normalize(torch.as_tensor(train_x), dim=1)
-    b = torch.nn.functional.normalize(torch.as_tensor(test_x), dim=1)
-    sim = b @ a.T  # [test, train]
-    top, idx = sim.topk(min(k, a.shape[0]), dim=1)
-    classes = int(max(train_y.max(), test_y.max())) + 1
-    votes = torch.zeros(b.shape[0], classes)
-    votes.scatter_add_(1, torch.as_tensor(train_y)[idx], (top / tau).exp())
-    return float((votes.argmax(1).numpy() == test_y).mean())
-
-
-def linear_probe_accuracy(train_x, train_y, test_x, test_y, weight_decay: float = 1e-3) -> float:
-    torch.manual_seed(0)
-    x, t = (
-        torch.as_tensor(train_x, dtype=torch.float32),
-        torch.as_tensor(test_x, dtype=torch.float32),
-    )
-    mean, std = x.mean(0), x.std(0) + 1e-6
-    x, t = (x - mean) / std, (t - mean) / std
-    classes = int(max(train_y.max(), test_y.max())) + 1
-    head = torch.nn.Linear(x.shape[1], classes)
-    opt = torch.optim.LBFGS(head.parameters(), max_iter=200, line_search_fn="strong_wolfe")
-    y = torch.as_tensor(train_y)
-
-    def closure():
-        opt.zero_grad()
-        loss = (
-            torch.nn.functional.cross_entropy(head(x), y)
-            + weight_decay * head.weight.square().sum()
-        )
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return float((head(t).argmax(1).numpy() == test_y).mean())
-
-
-# --- features --------------------------------------------------------------------------------
-def _input(ld, device="cpu"):
-    from earthplat.nn.encoder import ModalityInput
-    from earthplat.sensors import normalize
-
-    data = normalize(ld.data.astype(np.float32), "sentinel2_l1c", tuple(ld.bands))
-    data = np.where(ld.valid[:, None], data, 0).astype(np.float32)
-    stamps = np.array([[t.day, t.month - 1, t.year] for t in ld.times])
-    return {
-        "sentinel2_l1c": ModalityInput(
-            torch.from_numpy(data)[None],
-            torch.from_numpy(ld.valid)[None],
-            torch.from_numpy(stamps)[None],
-            tuple(ld.bands),
-        )
-    }
-
-
-@torch.no_grad()
-def eurosat_features(encoder, ds, windows):
-    from earthplat.data.layer import read_layer_arrays
-
-    xs = [
-        encoder(_input(read_layer_arrays(ds, w, "s2")), patch_size=8).pooled[0].numpy()
-        for w in windows
-    ]
-    return np.stack(xs), np.array([int(w.properties["class_id"]) for w in windows])
-
-
-@torch.no_grad()
-def patch_features(encoder, ds, windows, label_layer, patch, label_fn):
-    from earthplat.data.layer import read_layer_arrays
-
-    feats, labels, owner = [], [], []
-    for i, w in enumerate(windows):
-        fmap = encoder(_input(read_layer_arrays(ds, w, "s2")), patch_size=patch).feature_map()
-        lab = read_layer_arrays(ds, w, label_layer)
-        h, ww = fmap.shape[2:]
-        for r in range(h):
-            for c in range(ww):
-                block = lab.data[0, 0, r * patch : (r + 1) * patch, c * patch : (c + 1) * patch]
-                ok = lab.valid[0, r * patch : (r + 1) * patch, c * patch : (c + 1) * patch]
-                y = label_fn(block[ok], ok.size)
-                if y is not None:
-                    feats.append(fmap[0, :, r, c].numpy())
-                    labels.append(y)
-                    owner.append(i)
-    return np.stack(feats), np.array(labels), np.array(owner)
-
-
-def majority(values, n):
-    if values.size < n / 2:
-        return None
-    vals, counts = np.unique(values, return_counts=True)
-    return int(vals[counts.argmax()])
-
-
-def water(values, n):
-    if values.size < n / 2:
-        return None
-    return int((values == 1).mean() > 0.5)
+# --- probes (earthplat.eval) -------------------------------------------------------------------
+PROBE_BENCHMARKS = {
+    "eurosat": "EuroSAT (10 classes)",
+    "slovenia_landcover": "Slovenia land cover (patch 4)",
+    "sen1floods11_water": "Sen1Floods11 water (patch 8)",
+}
 
 
 def evaluate(encoder, data) -> dict[str, tuple[float, float, str]]:
+    """kNN (k=20, cosine, temperature-weighted) and linear-probe accuracy of a frozen encoder
+    on each benchmark's spatial test split (``earthplat.eval``); ``data``: name -> loaded
+    ``BenchmarkData``."""
+    from earthplat.eval.embeddings import Embedder
+    from earthplat.eval.frozen import extract_features, run_knn, run_linear
+    from earthplat.eval.metrics import confusion_matrix, scores
+
+    embedder = Embedder(encoder.eval(), "bench")
     out = {}
-    ds_e, ws_e = data["eurosat"]
-    x, y = eurosat_features(encoder, ds_e, ws_e)
-    rank = np.zeros(len(y), dtype=int)
-    for c in np.unique(y):
-        rank[y == c] = np.arange((y == c).sum())
-    tr, te = rank < 10, rank >= 10
-    out["EuroSAT (10 classes)"] = (
-        knn_accuracy(x[tr], y[tr], x[te], y[te]),
-        linear_probe_accuracy(x[tr], y[tr], x[te], y[te]),
-        f"{tr.sum()}/{te.sum()}",
-    )
-    for name, key, layer, patch, fn, axis in (
-        ("Slovenia land cover (patch 4)", "slovenia", "lulc", 4, majority, 0),
-        ("Sen1Floods11 water (patch 8)", "floods", "label", 8, water, 1),
-    ):
-        ds, ws = data[key]
-        x, y, owner = patch_features(encoder, ds, ws, layer, patch, fn)
-        coord = np.array([w.bounds[axis] for w in ws])[owner]  # col (west/east), row (N/S)
-        tr = coord < np.median(coord)
-        te = ~tr
-        keep = np.isin(y, np.unique(y[tr]))  # classes seen in training only
-        out[name] = (
-            knn_accuracy(x[tr], y[tr], x[te & keep], y[te & keep]),
-            linear_probe_accuracy(x[tr], y[tr], x[te & keep], y[te & keep]),
-            f"{tr.sum()}/{(te & keep).sum()}",
-        )
+    for name, title in PROBE_BENCHMARKS.items():
+        bench = data[name]
+        feats = extract_features(embedder, bench)
+        k = len(bench.classes)
+        acc = [
+            scores(confusion_matrix(p.true, p.pred, k))["accuracy"]
+            for p in (run_knn(feats, k), run_linear(feats, k))
+        ]
+        n_train = len(feats.y["train"]) + len(feats.y["val"])
+        out[title] = (acc[0], acc[1], f"{n_train}/{len(feats.y['test'])}")
     return out
 
 
@@ -217,9 +116,9 @@ def main() -> None:
         tmp = Path(tmp_name)
         t0 = time.perf_counter()
         # one dataset directory for all three (window names do not collide)
-        ds_e, ws_e, _ = ingest_eurosat(real / "eurosat_ms_subset", tmp / "all")
-        ds_s, ws_s = ingest_slovenia(real / "s2_slovenia_eolearn", tmp / "all")
-        ds_f, ws_f = ingest_sen1floods11(real / "sen1floods11_spain", tmp / "all")
+        ds_e, _, _ = ingest_eurosat(real / "eurosat_ms_subset", tmp / "all")
+        ingest_slovenia(real / "s2_slovenia_eolearn", tmp / "all")
+        ingest_sen1floods11(real / "sen1floods11_spain", tmp / "all")
         info = pack_dataset(ds_e, tmp / "all.h5", layers={"s2": "sentinel2_l1c"})
         prep_s = time.perf_counter() - t0
 
@@ -263,7 +162,11 @@ def main() -> None:
 
         throughput = json.loads((run_dir / "throughput.json").read_text())
         trained = module.encoder.eval()
-        sets = {"eurosat": (ds_e, ws_e), "slovenia": (ds_s, ws_s), "floods": (ds_f, ws_f)}
+        from earthplat.eval.benchmarks import load_benchmark
+
+        sets = {
+            n: load_benchmark(n, cache_dir=tmp / "bench", data_root=real) for n in PROBE_BENCHMARKS
+        }
         before, after = evaluate(initial, sets), evaluate(trained, sets)
 
     first = np.mean([v for _, v in curve[:5]])

@@ -270,13 +270,19 @@ def main(argv: list[str] | None = None) -> None:
     from jsonargparse import CLI
 
     args = sys.argv[1:] if argv is None else argv
-    if args and args[0] == "pretrain":  # LightningCLI owns this subcommand's parsing
-        from earthplat.train.lightning_cli import run_pretrain_cli
+    if args and args[0] in ("pretrain", "finetune"):  # LightningCLI parses these itself
+        if args[0] == "pretrain":
+            from earthplat.train.lightning_cli import run_pretrain_cli as run_cli
+        else:
+            from earthplat.train.finetune import run_finetune_cli as run_cli
 
         if argv is None:  # LightningCLI reads sys.argv itself; show it the subcommand's view
-            sys.argv = [f"{sys.argv[0]} pretrain", *sys.argv[2:]]
-        run_pretrain_cli(args[1:], from_argv=argv is None)
+            sys.argv = [f"{sys.argv[0]} {args[0]}", *sys.argv[2:]]
+        run_cli(args[1:], from_argv=argv is None)
         return
+
+    from earthplat.eval.cli import evaluate
+    from earthplat.inference.cli import predict
 
     CLI(
         {
@@ -286,6 +292,8 @@ def main(argv: list[str] | None = None) -> None:
             "ingest": ingest,
             "dataset": {"pack": dataset_pack, "show": dataset_show},
             "export": export,
+            "predict": predict,
+            "evaluate": evaluate,
         },
         args=argv,
         as_positional=False,

@@ -1,4 +1,5 @@
-"""Reusable layers, the encoder, the predictor, and a name -> constructor registry.
+"""Reusable layers, the encoder, the predictor, task models (backbones + heads, saved and
+loaded without Lightning), and name -> constructor registries.
 
 Names are resolved lazily: ``import earthplat.nn`` does not import torch.
 """
@@ -19,6 +20,14 @@ _EXPORTS = {
     "encoder_from_checkpoint": "earthplat.nn.export",
     "ENCODER_PRESETS": "earthplat.nn.registry",
     "build_encoder": "earthplat.nn.registry",
+    "TaskSpec": "earthplat.nn.task_model",
+    "TaskModel": "earthplat.nn.task_model",
+    "export_task_model": "earthplat.nn.task_model",
+    "load_task_model": "earthplat.nn.task_model",
+    "BACKBONES": "earthplat.nn.backbones",
+    "build_backbone": "earthplat.nn.backbones",
+    "HEADS": "earthplat.nn.heads",
+    "build_head": "earthplat.nn.heads",
 }
 
 __all__ = sorted(_EXPORTS)

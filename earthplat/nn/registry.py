@@ -30,3 +30,12 @@ def build_encoder(name: str, **overrides) -> Encoder:
     if name not in ENCODER_PRESETS:
         raise KeyError(f"unknown encoder preset {name!r}; known: {', '.join(ENCODER_PRESETS)}")
     return ENCODER_PRESETS[name](**overrides).build()
+
+
+def registries() -> dict[str, dict]:
+    """Every name -> constructor registry of ``earthplat.nn``: encoder presets, task-model
+    backbones and heads (imported here on demand, so this module stays light)."""
+    from earthplat.nn.backbones import BACKBONES
+    from earthplat.nn.heads import HEADS
+
+    return {"encoders": ENCODER_PRESETS, "backbones": BACKBONES, "heads": HEADS}

@@ -1,0 +1,191 @@
+"""``materialize``: ingest a project's windows from its registered sources (uploaded GeoTIFFs,
+STAC sources) into the project's earthplat dataset.
+
+Payload::
+
+    {"dataset": "default",                 # the project dataset (name)
+     "windows": [window ids] | null,       # default: every window of the dataset
+     "layers": [{"source": "<layer name or id>",  # an upload or STAC source of the project
+                 "layer": "s2",            # window layer to write (default: the source name)
+                 "modality": null,         # default: the source's modality
+                 "period": "30d", "method": "first", "max_periods": null, "bands": null,
+                 "datetime": null,         # acquisition time of files that carry none
+                 "nodata": null, "to_db": false}],
+     "ignore_errors": true}                # windows the source misses do not fail the job
+
+Work runs in chunks of windows through ``earthplat.data.ingest`` (parallel, retried); progress
+and a cancel check come between chunks. Finished layers are skipped, so a retried or reclaimed
+job resumes where the last attempt stopped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.jobs.context import JobContext, PermanentJobError
+
+CHUNKS = 20
+"""Progress steps per layer."""
+
+
+def _source(spec: dict[str, Any], row, modality: str):
+    from earthplat.data.sources.factory import build_source
+
+    if row.kind == "upload":
+        return build_source(
+            modality,
+            paths=[row.path],
+            datetime=spec.get("datetime"),
+            nodata=spec.get("nodata"),
+            to_db=bool(spec.get("to_db", False)),
+            file_bands=spec.get("file_bands"),
+        )
+    if row.kind == "stac":
+        info = row.info or {}
+        return build_source(
+            modality,
+            stac=row.path,
+            collections=[info["collection"]] if info.get("collection") else None,
+            max_cloud_cover=info.get("max_cloud_cover"),
+            to_db=bool(spec.get("to_db", False)),
+        )
+    raise PermanentJobError(f"layer {row.name!r} is a {row.kind} layer, not a source")
+
+
+def _resolve(session, project_id: int, payload: dict[str, Any]):
+    from sqlalchemy import select
+
+    from labeling.models import DatasetRecord, Layer, WindowRecord
+
+    name = payload.get("dataset", "default")
+    dataset = session.scalar(
+        select(DatasetRecord).where(
+            DatasetRecord.project_id == project_id, DatasetRecord.name == name
+        )
+    )
+    if dataset is None:
+        raise PermanentJobError(f"project {project_id} has no dataset {name!r}; create windows")
+    query = select(WindowRecord).where(WindowRecord.dataset_id == dataset.id)
+    if payload.get("windows"):
+        query = query.where(WindowRecord.id.in_([int(i) for i in payload["windows"]]))
+    rows = list(session.scalars(query.order_by(WindowRecord.id)))
+    if not rows:
+        raise PermanentJobError(f"dataset {name!r} of project {project_id} has no such windows")
+    sources = {
+        key: row
+        for row in session.scalars(
+            select(Layer).where(Layer.project_id == project_id, Layer.kind.in_(("upload", "stac")))
+        )
+        for key in (row.name, str(row.id))
+    }
+    specs = payload.get("layers") or [{"source": row.name} for row in set(sources.values())]
+    for spec in specs:
+        if str(spec.get("source")) not in sources:
+            raise PermanentJobError(
+                f"project {project_id} has no source {spec.get('source')!r}; upload a raster or "
+                f"register a STAC source (known: {', '.join(sorted(sources)) or 'none'})"
+            )
+    return dataset, rows, sources, specs
+
+
+def _record_layers(ctx: JobContext, windows: dict[str, Any], name: str, modality: str, ds) -> int:
+    """A ``materialized`` layer row per window that now holds the layer (once)."""
+    from sqlalchemy import select
+
+    from api.database import begin_write
+    from labeling.models import Layer
+
+    with ctx.session_factory() as s:
+        begin_write(s)
+        have = set(
+            s.scalars(
+                select(Layer.window_id).where(
+                    Layer.project_id == ctx.project_id,
+                    Layer.kind == "materialized",
+                    Layer.name == name,
+                )
+            )
+        )
+        added = 0
+        for wname, row in windows.items():
+            if row.id in have or not ds.layer_done(wname, name):
+                continue
+            meta = ds.layer_metadata(wname, name)
+            s.add(
+                Layer(
+                    project_id=ctx.project_id,
+                    window_id=row.id,
+                    name=name,
+                    kind="materialized",
+                    modality=modality,
+                    path=ds.layer_path(wname, name),
+                    crs=meta["crs"],
+                    info={k: meta[k] for k in ("bands", "periods", "shape", "valid_fraction")},
+                    created_by=ctx.created_by,
+                )
+            )
+            added += 1
+        s.commit()
+    return added
+
+
+def run(ctx: JobContext) -> dict[str, Any]:
+    from earthplat.data.dataset import Dataset
+    from earthplat.data.ingest import IngestConfig, ingest
+    from earthplat.data.materialize import LayerSpec
+    from earthplat.sensors import get_modality
+
+    ctx.project_dir()  # a project is required
+    with ctx.session_factory() as s:
+        dataset, rows, sources, specs = _resolve(s, ctx.project_id, ctx.payload)
+        windows = {row.name: row for row in rows}
+        window_objs = [row.to_window() for row in rows]
+        root = dataset.path
+    ds = Dataset(root)
+    cfg = IngestConfig(
+        workers=int(ctx.payload.get("workers", 2)),
+        ignore_errors=bool(ctx.payload.get("ignore_errors", True)),
+        progress=False,
+    )
+    total = len(specs) * len(window_objs)
+    done_units, summary = 0, {}
+    ctx.log(f"materialising {len(specs)} layer(s) for {len(window_objs)} window(s) into {root}")
+    for spec in specs:
+        row = sources[str(spec["source"])]
+        modality = get_modality(spec.get("modality") or row.modality or "").name
+        layer = LayerSpec(
+            name=spec.get("layer") or row.name,
+            modality=modality,
+            bands=spec.get("bands"),
+            period=spec.get("period", "30d"),
+            max_periods=spec.get("max_periods"),
+            method=spec.get("method", "first"),
+        )
+        source = _source(spec, row, modality)
+        report = {"done": 0, "skipped": 0, "failed": {}}
+        step = max(1, -(-len(window_objs) // CHUNKS))
+        for i in range(0, len(window_objs), step):
+            ctx.check()
+            chunk = window_objs[i : i + step]
+            r = ingest(ds, chunk, layer, source, cfg)
+            report["done"] += len(r.done)
+            report["skipped"] += len(r.skipped)
+            report["failed"].update(r.failed)
+            done_units += len(chunk)
+            ctx.progress(
+                done_units / total, f"{layer.name}: {i + len(chunk)}/{len(window_objs)} windows"
+            )
+        for name, reason in sorted(report["failed"].items()):
+            ctx.log(f"{layer.name} {name}: {reason}", "warning")
+        ctx.log(
+            f"{layer.name}: {report['done']} materialised, {report['skipped']} already done, "
+            f"{len(report['failed'])} failed"
+        )
+        _record_layers(ctx, windows, layer.name, modality, ds)
+        summary[layer.name] = report
+    if all(r["done"] + r["skipped"] == 0 for r in summary.values()):
+        raise PermanentJobError(
+            "no window could be materialised: "
+            + "; ".join(f"{k}: {next(iter(v['failed'].values()), '?')}" for k, v in summary.items())
+        )
+    return {"dataset": root, "windows": len(window_objs), "layers": summary}

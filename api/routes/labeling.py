@@ -1,0 +1,214 @@
+"""Labelling: next task, assignments, annotations (optimistic concurrency), submit, review."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response, status
+
+from api import auth
+from api.deps import MAX_ID, CurrentUser, PathId, SessionDep, SettingsDep
+from api.schemas.annotations import AnnotationCreate, AnnotationPublic, AnnotationUpdate
+from api.schemas.windows import (
+    AssignmentCreate,
+    AssignmentPublic,
+    ReviewCreate,
+    ReviewPublic,
+    WindowPublic,
+)
+from labeling.models import Annotation, Assignment, Review, WindowRecord
+from labeling.services import annotations as svc
+from labeling.services import assignments, reviews
+from labeling.services.errors import InvalidInputError
+from labeling.services.projects import get_project
+from labeling.services.windows import get_window
+
+router = APIRouter(tags=["labelling"])
+IfMatch = Annotated[
+    str | None,
+    Header(description="The version read (ETag), e.g. '3' or 'W/\"3\"'; or send `version`"),
+]
+
+
+def _version(if_match: str | None, body_version: int | None) -> int:
+    """The client's version from ``If-Match`` or the body; 428 when neither is given."""
+    if if_match is not None:
+        text = if_match.strip().removeprefix("W/").strip('"')
+        if not text.isdigit() or len(text) > 9:
+            raise InvalidInputError(f"If-Match {if_match!r} is not an annotation version")
+        header = int(text)
+        if body_version is not None and body_version != header:
+            raise InvalidInputError("If-Match and version disagree; send one of them")
+        return header
+    if body_version is None:
+        raise InvalidInputError(
+            "an update must name the version it read",
+            fix="send the annotation's version as If-Match or in the body's 'version'",
+        )
+    return body_version
+
+
+def _etag(response: Response, annotation: Annotation) -> Annotation:
+    response.headers["ETag"] = f'"{annotation.version}"'
+    return annotation
+
+
+@router.post(
+    "/projects/{project_id}/tasks/next",
+    response_model=WindowPublic,
+    responses={204: {"description": "No task left for the caller"}},
+)
+def next_task(
+    project_id: PathId, session: SessionDep, user: CurrentUser, settings: SettingsDep
+) -> WindowRecord | Response:
+    """Claim the caller's next task (assigned ones first; tasks locked by others are skipped).
+    204 when nothing is left."""
+    auth.require(session, user=user, project_id=project_id, permission="label")
+    window = assignments.next_task(
+        session, project_id=project_id, user_id=user.id, lock_minutes=settings.lock_minutes
+    )
+    if window is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return window
+
+
+@router.post(
+    "/projects/{project_id}/assignments",
+    response_model=list[AssignmentPublic],
+    status_code=status.HTTP_201_CREATED,
+)
+def assign(
+    project_id: PathId, body: AssignmentCreate, session: SessionDep, user: CurrentUser
+) -> list[Assignment]:
+    auth.require(session, user=user, project_id=project_id, permission="manage")
+    return assignments.assign(
+        session, project_id=project_id, user_id=body.user_id, window_ids=body.window_ids
+    )
+
+
+@router.get("/projects/{project_id}/assignments", response_model=list[AssignmentPublic])
+def list_assignments(
+    project_id: PathId,
+    session: SessionDep,
+    user: CurrentUser,
+    user_id: int | None = Query(None, ge=1, le=MAX_ID),
+) -> list[Assignment]:
+    auth.require(session, user=user, project_id=project_id, permission="read")
+    return assignments.list_assignments(session, project_id=project_id, user_id=user_id)
+
+
+@router.get("/windows/{window_id}/annotations", response_model=list[AnnotationPublic])
+def list_annotations(window_id: PathId, session: SessionDep, user: CurrentUser) -> list[Annotation]:
+    window = get_window(session, window_id=window_id)
+    auth.require(session, user=user, project_id=window.project_id, permission="read")
+    return svc.list_annotations(session, window_id=window_id)
+
+
+@router.post(
+    "/windows/{window_id}/annotations",
+    response_model=AnnotationPublic,
+    status_code=status.HTTP_201_CREATED,
+)
+def create_annotation(
+    window_id: PathId,
+    body: AnnotationCreate,
+    session: SessionDep,
+    user: CurrentUser,
+    response: Response,
+) -> Annotation:
+    window = get_window(session, window_id=window_id)
+    auth.require(session, user=user, project_id=window.project_id, permission="label")
+    project = get_project(session, project_id=window.project_id)
+    row = svc.create_annotation(
+        session,
+        project=project,
+        window_id=window_id,
+        author_id=user.id,
+        geometry=body.geometry,
+        class_value=body.class_value,
+        value=body.value,
+        properties=body.properties,
+    )
+    return _etag(response, row)
+
+
+@router.get("/annotations/{annotation_id}", response_model=AnnotationPublic)
+def read_annotation(
+    annotation_id: PathId, session: SessionDep, user: CurrentUser, response: Response
+) -> Annotation:
+    row = svc.get_annotation(session, annotation_id=annotation_id)
+    auth.require(session, user=user, project_id=row.project_id, permission="read")
+    return _etag(response, row)
+
+
+@router.patch("/annotations/{annotation_id}", response_model=AnnotationPublic)
+def update_annotation(
+    annotation_id: PathId,
+    body: AnnotationUpdate,
+    session: SessionDep,
+    user: CurrentUser,
+    response: Response,
+    if_match: IfMatch = None,
+) -> Annotation:
+    """Change an annotation if it is still at the version the client read; a stale version
+    gets 409 and changes nothing."""
+    row = svc.get_annotation(session, annotation_id=annotation_id)
+    auth.require(session, user=user, project_id=row.project_id, permission="label")
+    version = _version(if_match, body.version)
+    project = get_project(session, project_id=row.project_id)
+    changes = body.model_dump(exclude_unset=True, exclude={"version"})
+    row = svc.update_annotation(
+        session,
+        project=project,
+        annotation_id=annotation_id,
+        version=version,
+        author_id=user.id,
+        changes=changes,
+    )
+    return _etag(response, row)
+
+
+@router.delete("/annotations/{annotation_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_annotation(
+    annotation_id: PathId,
+    session: SessionDep,
+    user: CurrentUser,
+    if_match: IfMatch = None,
+    version: int | None = Query(None, ge=1, lt=2**31),
+) -> Response:
+    """Delete an annotation at the version read (If-Match or ``?version=``)."""
+    row = svc.get_annotation(session, annotation_id=annotation_id)
+    auth.require(session, user=user, project_id=row.project_id, permission="label")
+    svc.delete_annotation(session, annotation_id=annotation_id, version=_version(if_match, version))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/windows/{window_id}/submit", response_model=WindowPublic)
+def submit(window_id: PathId, session: SessionDep, user: CurrentUser) -> WindowRecord:
+    """in_progress -> submitted."""
+    window = get_window(session, window_id=window_id)
+    auth.require(session, user=user, project_id=window.project_id, permission="label")
+    return reviews.submit(session, window_id=window_id)
+
+
+@router.post(
+    "/windows/{window_id}/reviews", response_model=ReviewPublic, status_code=status.HTTP_201_CREATED
+)
+def review(window_id: PathId, body: ReviewCreate, session: SessionDep, user: CurrentUser) -> Review:
+    """Accept or reject a submitted task (reviewers and admins)."""
+    window = get_window(session, window_id=window_id)
+    auth.require(session, user=user, project_id=window.project_id, permission="review")
+    return reviews.review(
+        session,
+        window_id=window_id,
+        reviewer_id=user.id,
+        decision=body.decision,
+        comment=body.comment,
+    )
+
+
+@router.get("/windows/{window_id}/reviews", response_model=list[ReviewPublic])
+def list_reviews(window_id: PathId, session: SessionDep, user: CurrentUser) -> list[Review]:
+    window = get_window(session, window_id=window_id)
+    auth.require(session, user=user, project_id=window.project_id, permission="read")
+    return reviews.list_reviews(session, window_id=window_id)

@@ -1,0 +1,81 @@
+"""Projects and their members."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Response, status
+
+from api import auth
+from api.deps import CurrentUser, PathId, SessionDep
+from api.schemas.projects import (
+    MemberPublic,
+    MemberUpdate,
+    ProjectCreate,
+    ProjectPublic,
+    ProjectUpdate,
+)
+from labeling.models import Project, ProjectMember
+from labeling.services import projects as svc
+
+router = APIRouter(tags=["projects"])
+
+
+@router.post("/projects", response_model=ProjectPublic, status_code=status.HTTP_201_CREATED)
+def create_project(body: ProjectCreate, session: SessionDep, user: CurrentUser) -> Project:
+    """Create a project; the caller becomes its admin."""
+    return svc.create_project(session, owner=user, **body.model_dump(mode="python"))
+
+
+@router.get("/projects", response_model=list[ProjectPublic])
+def list_projects(
+    session: SessionDep,
+    user: CurrentUser,
+    offset: int = Query(0, ge=0),
+    limit: int = Query(100, ge=1, le=1000),
+) -> list[Project]:
+    return svc.list_projects(session, user=user, offset=offset, limit=limit)
+
+
+@router.get("/projects/{project_id}", response_model=ProjectPublic)
+def read_project(project_id: PathId, session: SessionDep, user: CurrentUser) -> Project:
+    auth.require(session, user=user, project_id=project_id, permission="read")
+    return svc.get_project(session, project_id=project_id)
+
+
+@router.patch("/projects/{project_id}", response_model=ProjectPublic)
+def update_project(
+    project_id: PathId, body: ProjectUpdate, session: SessionDep, user: CurrentUser
+) -> Project:
+    auth.require(session, user=user, project_id=project_id, permission="manage")
+    changes = body.model_dump(mode="python", exclude_unset=True)
+    return svc.update_project(session, project_id=project_id, changes=changes)
+
+
+@router.delete("/projects/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_project(project_id: PathId, session: SessionDep, user: CurrentUser) -> Response:
+    auth.require(session, user=user, project_id=project_id, permission="manage")
+    svc.delete_project(session, project_id=project_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/projects/{project_id}/members", response_model=list[MemberPublic])
+def list_members(project_id: PathId, session: SessionDep, user: CurrentUser) -> list:
+    auth.require(session, user=user, project_id=project_id, permission="read")
+    return svc.list_members(session, project_id=project_id)
+
+
+@router.put("/projects/{project_id}/members/{user_id}", response_model=MemberPublic)
+def set_member(
+    project_id: PathId, user_id: PathId, body: MemberUpdate, session: SessionDep, user: CurrentUser
+) -> ProjectMember:
+    """Give a user a role in the project (admin, reviewer, labeler, viewer)."""
+    auth.require(session, user=user, project_id=project_id, permission="manage")
+    return svc.set_member(session, project_id=project_id, user_id=user_id, role=body.role)
+
+
+@router.delete("/projects/{project_id}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+def remove_member(
+    project_id: PathId, user_id: PathId, session: SessionDep, user: CurrentUser
+) -> Response:
+    auth.require(session, user=user, project_id=project_id, permission="manage")
+    svc.remove_member(session, project_id=project_id, user_id=user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

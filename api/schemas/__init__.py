@@ -1,0 +1,1 @@
+"""Request and response schemas, per resource: ``XCreate``, ``XUpdate``, ``XPublic``."""

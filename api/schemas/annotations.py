@@ -1,0 +1,60 @@
+"""Annotations (labelled geometries) and the model registry."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class AnnotationCreate(BaseModel):
+    geometry: dict[str, Any]
+    """GeoJSON geometry in WGS84 lon/lat."""
+    class_value: int | None = Field(default=None, ge=-(2**31), lt=2**31)
+    """A ``value`` of the project's class schema (class tasks)."""
+    value: float | None = Field(default=None, allow_inf_nan=False)
+    """Numeric target (regression tasks)."""
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class AnnotationUpdate(BaseModel):
+    version: int | None = Field(default=None, ge=1, lt=2**31)
+    """The version the client read; or send it as ``If-Match``. A stale version gets 409."""
+    geometry: dict[str, Any] | None = None
+    class_value: int | None = Field(default=None, ge=-(2**31), lt=2**31)
+    value: float | None = Field(default=None, allow_inf_nan=False)
+    properties: dict[str, Any] | None = None
+
+
+class AnnotationPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    project_id: int
+    window_id: int
+    geometry: dict[str, Any]
+    class_value: int | None
+    value: float | None
+    properties: dict[str, Any]
+    author_id: int | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ModelPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    project_id: int | None
+    name: str
+    task_type: str | None
+    run_dir: str | None
+    model_dir: str | None
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    artifacts: dict[str, Any]
+    parent_id: int | None
+    job_id: int | None
+    created_at: datetime

@@ -1,0 +1,109 @@
+"""Projects, their class schemas and members."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+TaskType = Literal[
+    "classification",
+    "multilabel",
+    "segmentation",
+    "pixel_regression",
+    "regression",
+    "detection",
+    "embedding",
+]
+Role = Literal["admin", "reviewer", "labeler", "viewer"]
+
+
+class ClassDef(BaseModel):
+    value: int = Field(ge=-(2**31), lt=2**31)
+    label: str = Field(min_length=1, max_length=200)
+    color: str = Field(default="#888888", pattern=r"^#[0-9a-fA-F]{6}$")
+
+
+def _check_classes(classes: list[ClassDef] | None) -> list[ClassDef] | None:
+    if classes is None:
+        return None
+    values = [c.value for c in classes]
+    dup = sorted({v for v in values if values.count(v) > 1})
+    if dup:
+        raise ValueError(f"class values must be unique; repeated: {dup}")
+    return classes
+
+
+def _check_sensors(sensors: list[str] | None) -> list[str] | None:
+    if sensors is None:
+        return None
+    from earthplat.errors import SensorError
+    from earthplat.sensors import get_modality
+
+    out = []
+    for name in sensors:
+        try:
+            out.append(get_modality(name).name)
+        except SensorError as e:
+            raise ValueError(str(e)) from None
+    return out
+
+
+class ProjectCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=10_000)
+    task_type: TaskType
+    classes: list[ClassDef] = Field(default_factory=list, max_length=1000)
+    sensors: list[str] = Field(default_factory=list, max_length=32)
+    start: datetime | None = None
+    end: datetime | None = None
+
+    _classes = field_validator("classes")(_check_classes)
+    _sensors = field_validator("sensors")(_check_sensors)
+
+    @model_validator(mode="after")
+    def _time(self):
+        if self.start and self.end and self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class ProjectUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=10_000)
+    classes: list[ClassDef] | None = Field(default=None, max_length=1000)
+    sensors: list[str] | None = Field(default=None, max_length=32)
+    start: datetime | None = None
+    end: datetime | None = None
+
+    _classes = field_validator("classes")(_check_classes)
+    _sensors = field_validator("sensors")(_check_sensors)
+
+
+class ProjectPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    description: str
+    task_type: str
+    classes: list[ClassDef]
+    sensors: list[str]
+    start: datetime | None
+    end: datetime | None
+    created_by: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class MemberUpdate(BaseModel):
+    role: Role
+
+
+class MemberPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    project_id: int
+    user_id: int
+    role: str

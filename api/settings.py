@@ -1,0 +1,43 @@
+"""Platform settings, read from ``EARTHPLAT_*`` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from api.database import sqlite_url_for
+
+
+class Settings(BaseSettings):
+    """Everything the API process needs; each field is ``EARTHPLAT_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="EARTHPLAT_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("earthplat-data"))
+    """Root of the platform's files: the SQLite database, project datasets, uploads, outputs."""
+    database_url: str | None = None
+    """SQLAlchemy URL; ``postgresql+psycopg://...`` for PostgreSQL. Default: SQLite file
+    ``DATA_DIR/earthplat.db``."""
+    admin_key: str | None = None
+    """Bootstrap admin API key. Unset: a key is generated and printed at the first start."""
+    max_upload_mb: float = 512.0
+    """Largest accepted raster upload, in MiB."""
+    max_windows: int = 10_000
+    """Most windows one collection request may create."""
+    lock_minutes: float = 30.0
+    """How long a task handed out by ``tasks/next`` stays locked to its labeler."""
+    migrate: bool = True
+    """Upgrade the database to the latest migration when the app starts."""
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or sqlite_url_for(self.data_dir)
+
+    def project_dir(self, project_id: int) -> Path:
+        return Path(self.data_dir).expanduser().resolve() / "projects" / str(project_id)
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,158 @@
+"""``earthplat finetune`` and ``run_finetune``: fit a task, evaluate it, export it.
+
+``earthplat finetune --config earthplat/configs/finetune/NAME.yaml [--section.key value ...]``
+parses the YAML through LightningCLI (``model:`` a task class from ``earthplat.train.tasks``,
+``data:`` a ``FinetuneDataModule``, ``trainer:`` the core's ``TrainerConfig`` fields), then:
+fits (resuming ``RUN_DIR/checkpoints/last.ckpt`` when it exists), validates the final model,
+tests it when the data have a test split, and writes ``RUN_DIR/config.yaml``,
+``RUN_DIR/metrics.json`` and ``RUN_DIR/model/`` (``export_task_model``). Giving a LightningCLI
+subcommand first (``fit``, ``validate``, ``test``, ``predict``) runs only that, as plain
+LightningCLI does. ``run_finetune`` is the same from Python (used by ``earthplat evaluate``
+and the platform's fine-tuning jobs).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from earthplat.errors import EarthplatError
+
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+@dataclass
+class FinetuneResult:
+    run_dir: Path
+    """The run directory."""
+    checkpoint: Path | None
+    """The final Lightning checkpoint (``checkpoints/last.ckpt``)."""
+    metrics: dict[str, float]
+    """Final ``val/...`` and (with a test split) ``test/...`` metrics."""
+    model_dir: Path
+    """The exported task model (``load_task_model`` / ``earthplat predict --model``)."""
+
+
+def _cli(args: Any, run: bool, from_argv: bool = False):
+    import sys
+
+    if from_argv:
+        sys.argv = [sys.argv[0], *args]
+    kwargs: dict[str, Any] = dict(save_config_kwargs={"overwrite": True})
+    if not run:
+        kwargs = dict(save_config_callback=None)  # run_finetune writes RUN_DIR/config.yaml
+    argv = sys.argv
+    if not from_argv:  # a Python call: the host process's own argv is not for this parser
+        sys.argv = argv[:1]
+    try:
+        return _make_cli(args, run, from_argv, kwargs)
+    finally:
+        sys.argv = argv
+
+
+def _make_cli(args: Any, run: bool, from_argv: bool, kwargs: dict):
+    from earthplat.data.finetune import FinetuneDataModule
+    from earthplat.train.lightning_cli import EarthplatCLI, make_trainer
+    from earthplat.train.tasks import TaskModule
+
+    return EarthplatCLI(
+        TaskModule,
+        FinetuneDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        trainer_class=make_trainer,
+        args=None if from_argv else args,
+        run=run,
+        parser_kwargs={"description": "Fine-tune a task model (earthplat.train.tasks)."},
+        **kwargs,
+    )
+
+
+def run_finetune_cli(args: list[str] | None = None, from_argv: bool = False):
+    """``earthplat finetune``: fit + validate + test + export, or one LightningCLI subcommand."""
+    args = list(args or [])
+    if args and args[0] in SUBCOMMANDS:
+        return _cli(args, run=True, from_argv=from_argv)
+    result = _fit_and_export(_cli(args, run=False, from_argv=from_argv))
+    print(json.dumps({"run_dir": str(result.run_dir), "metrics": result.metrics}, indent=2))
+    return result
+
+
+def run_finetune(
+    config: str | Path | dict, run_dir: str | Path | None = None, overrides: dict | None = None
+) -> FinetuneResult:
+    """Fine-tune from a YAML path or config dict. ``overrides`` maps dotted keys to values
+    (``{"trainer.max_steps": 10, "data.config.path": "..."}``; ``init_args`` levels may be left
+    out); ``run_dir`` sets ``trainer.run_dir``."""
+    if isinstance(config, dict):
+        cfg = copy.deepcopy(config)
+    else:
+        path = Path(config)
+        if not path.exists():
+            raise EarthplatError(f"finetune config {path} does not exist")
+        cfg = yaml.safe_load(path.read_text())
+    for key, value in (overrides or {}).items():
+        set_dotted(cfg, key, value)
+    if run_dir is not None:
+        set_dotted(cfg, "trainer.run_dir", str(run_dir))
+    return _fit_and_export(_cli(cfg, run=False))
+
+
+def set_dotted(cfg: dict, key: str, value: Any) -> None:
+    """``cfg[a][b][c] = value`` for ``key = "a.b.c"``, stepping into ``init_args`` where the
+    config chose a class (``class_path``) and the key skips that level."""
+    parts = key.split(".")
+    node = cfg
+    for part in parts[:-1]:
+        if part not in node and "init_args" in node:
+            node = node["init_args"]
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise EarthplatError(f"override {key!r}: {part!r} is not a section")
+    if parts[-1] not in node and "init_args" in node:
+        node = node["init_args"]
+    node[parts[-1]] = value
+
+
+def _has_split(datamodule, split: str) -> bool:
+    windows = getattr(datamodule, "windows", None)
+    if windows is None:
+        return True
+    try:
+        return bool(windows(split))
+    except EarthplatError:
+        return False
+
+
+def _fit_and_export(cli) -> FinetuneResult:
+    from earthplat.nn.task_model import export_task_model
+    from earthplat.traincore.checkpoint import find_resume_checkpoint
+
+    trainer, module, dm = cli.trainer, cli.model, cli.datamodule
+    run_dir = Path(trainer.default_root_dir)
+    if trainer.is_global_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(cli.parser.dump(cli.config, skip_check=True))
+    resume = find_resume_checkpoint(run_dir)
+    if resume is not None:
+        print(f"resuming from {resume}")
+    trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not last.exists():
+        trainer.save_checkpoint(last)
+    metrics: dict[str, float] = {}
+    for stage, run_stage in (("val", trainer.validate), ("test", trainer.test)):
+        if not _has_split(dm, stage):
+            continue
+        for results in run_stage(module, datamodule=dm, verbose=False):
+            metrics.update({k: float(v) for k, v in results.items() if k.startswith(stage)})
+    model_dir = run_dir / "model"
+    if trainer.is_global_zero:
+        export_task_model(module.model, model_dir)
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    return FinetuneResult(run_dir, last, metrics, model_dir)

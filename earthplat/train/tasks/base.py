@@ -1,0 +1,285 @@
+"""``TaskModule``: the LightningModule every fine-tuning task derives from.
+
+It builds the ``TaskModel`` (held at ``self.model``, so its state-dict prefix is ``model.``),
+saves ``task_spec`` in the hparams (``load_task_model`` rebuilds from it without Lightning),
+applies the backbone freeze schedule, and runs the metric loop: subclasses define ``task``,
+``compute_loss``, ``build_metrics``, ``update_metrics`` and ``predict_outputs``.
+
+Freeze modes: ``none`` trains everything; ``frozen`` keeps the backbone fixed (not in the
+optimizer, eval mode); ``warmup`` keeps it fixed (no gradients, so AdamW neither steps nor
+decays it; eval mode) for the first ``unfreeze_fraction`` of the optimizer steps, then trains
+it. The state is derived from ``global_step`` at every batch, so a resumed run is in the same
+phase as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from earthplat.errors import EarthplatError
+from earthplat.nn.backbones import FREEZE_MODES, resolved_backbone_dict
+from earthplat.nn.encoder import ModalityInput
+from earthplat.nn.task_model import TaskModel, TaskSpec
+from earthplat.traincore.module import TrainCoreModule, plain_hparams
+from earthplat.traincore.optim import OptimizerConfig, SchedulerConfig
+
+CLASS_TASKS = ("classification", "multilabel", "segmentation", "detection")
+
+
+def batch_inputs(batch: dict[str, Any]) -> dict[str, ModalityInput]:
+    """Contract A modalities as ``{modality: ModalityInput}``."""
+    from earthplat.data.finetune import inputs_from_batch
+
+    return inputs_from_batch(batch)
+
+
+class TaskModule(TrainCoreModule):
+    task: ClassVar[str] = ""
+    default_head: ClassVar[str] = "linear"
+
+    def __init__(
+        self,
+        inputs: dict[str, list[str]] | None = None,
+        num_outputs: int | None = None,
+        classes: list[dict] | None = None,
+        backbone: dict | None = None,
+        head: dict | None = None,
+        patch_size: int = 4,
+        chip_size: int | None = None,
+        num_periods: int | None = None,
+        gsd_m: float = 10.0,
+        freeze: str = "none",
+        unfreeze_fraction: float = 0.1,
+        class_weights: list[float] | None = None,
+        optimizer: OptimizerConfig | dict | None = None,
+        scheduler: SchedulerConfig | dict | None = None,
+        task_spec: dict | None = None,
+    ) -> None:
+        """
+        Args:
+            inputs: modality -> band names the model reads (in order); ``None``: the
+                datamodule's ``input_bands`` at setup.
+            num_outputs: classes / targets (default: ``len(classes)``, or 1).
+            classes: class schema ``[{value, label, color}]``; ``None``: the datamodule's.
+            backbone: ``{"name": "earthplat", "encoder": {"preset": "nano", ...},
+                "pretrained": EXPORT_DIR_OR_CKPT}`` or ``{"name": "timm", "model": "resnet18"}``.
+            head: ``{"name": "linear"|"mlp"|"upernet"|"centernet", ...kwargs}``.
+            patch_size: encoder patch size in pixels (timm backbones ignore it).
+            chip_size: training chip size in pixels (recorded for inference tiling);
+                ``None``: the datamodule's.
+            num_periods: time steps per input; ``None``: the datamodule's.
+            gsd_m: ground sample distance in metres.
+            freeze: ``none``, ``frozen`` or ``warmup`` (see the module docstring).
+            unfreeze_fraction: ``warmup`` only: fraction of the steps the backbone stays frozen.
+            class_weights: per-class loss weights (class tasks).
+            optimizer: AdamW settings. scheduler: learning-rate schedule.
+            task_spec: a saved ``TaskSpec`` dict; when given it replaces the arguments above
+                and no pretrained weights are loaded (checkpoint reloads).
+        """
+        super().__init__(optimizer, scheduler)
+        if freeze not in FREEZE_MODES:
+            raise EarthplatError(f"freeze must be one of {FREEZE_MODES}, got {freeze!r}")
+        if not 0.0 <= unfreeze_fraction <= 1.0:
+            raise EarthplatError("unfreeze_fraction must lie in [0, 1]")
+        self.freeze, self.unfreeze_fraction = freeze, unfreeze_fraction
+        self.class_weights_list = class_weights
+        self.spec_args: dict[str, Any] = dict(
+            inputs=inputs,
+            num_outputs=num_outputs,
+            classes=classes,
+            backbone=backbone,
+            head=head,
+            patch_size=patch_size,
+            chip_size=chip_size,
+            num_periods=num_periods,
+            gsd_m=gsd_m,
+        )
+        self.save_hyperparameters(
+            plain_hparams(
+                **self.spec_args,
+                freeze=freeze,
+                unfreeze_fraction=unfreeze_fraction,
+                class_weights=class_weights,
+                optimizer=self.optimizer_config,
+                scheduler=self.scheduler_config,
+                task_spec=task_spec,
+            )
+        )
+        self.model: TaskModel | None = None
+        self.spec_given = task_spec is not None
+        if task_spec is not None:
+            self._build(TaskSpec.from_dict(task_spec), load_pretrained=False)
+        elif inputs is not None and (classes is not None or self.task not in CLASS_TASKS):
+            self._build(self._spec_from(self.spec_args), load_pretrained=True)
+
+    # --- building the model (now, or from the datamodule at setup) ----------------------------
+    def _spec_from(self, args: dict[str, Any]) -> TaskSpec:
+        if not args["inputs"]:
+            raise EarthplatError("model.inputs is required: {modality: [band, ...]} it reads")
+        classes = list(args["classes"] or [])
+        backbone = args["backbone"] or {"name": "earthplat", "encoder": {"preset": "nano"}}
+        return TaskSpec(
+            task=self.task,
+            inputs=args["inputs"],
+            num_outputs=args["num_outputs"] or len(classes) or 1,
+            classes=classes,
+            patch_size=args["patch_size"],
+            chip_size=args["chip_size"] or 32,
+            num_periods=args["num_periods"] or 1,
+            gsd_m=args["gsd_m"],
+            backbone=dict(backbone),
+            head={"name": self.default_head, **(args["head"] or {})},
+        )
+
+    def _build(self, spec: TaskSpec, load_pretrained: bool) -> None:
+        if spec.task != self.task:
+            raise EarthplatError(f"{type(self).__name__} cannot load a {spec.task} task spec")
+        self.model = TaskModel(spec, load_pretrained=load_pretrained)
+        spec.backbone = resolved_backbone_dict(spec.backbone, self.model.backbone)
+        self.spec = spec
+        weights = self.class_weights_list
+        if weights is not None and len(weights) != spec.num_outputs:
+            raise EarthplatError(f"{len(weights)} class_weights for {spec.num_outputs} outputs")
+        w = None if weights is None else torch.tensor(weights, dtype=torch.float)
+        self.register_buffer("class_weights", w, persistent=False)
+        self.val_metrics = self.build_metrics()
+        self.test_metrics = self.build_metrics()
+        self._apply_freeze(0)
+        self.hparams["task_spec"] = spec.to_dict()
+
+    def setup(self, stage: str) -> None:
+        """Fill what the model config left open (``inputs``, ``classes``, ``chip_size``,
+        ``num_periods``) from the datamodule, and build the model."""
+        dm = getattr(self.trainer, "datamodule", None)
+        cfg = getattr(dm, "config", None)
+        args = dict(self.spec_args)
+        for key in ("classes", "chip_size", "num_periods"):
+            if args[key] is None and cfg is not None:
+                args[key] = getattr(cfg, key, None)
+        if self.model is not None:
+            if self.spec_given:
+                return
+            for key in ("chip_size", "num_periods"):  # recorded for inference, no weights
+                if self.spec_args[key] is None and args[key] is not None:
+                    setattr(self.spec, key, args[key])
+            self.hparams["task_spec"] = self.spec.to_dict()
+            return
+        if args["inputs"] is None and hasattr(dm, "input_bands"):
+            args["inputs"] = dm.input_bands
+        self._build(self._spec_from(args), load_pretrained=True)
+
+    # --- freeze schedule ---------------------------------------------------------------------
+    def backbone_frozen_at(self, step: int) -> bool:
+        if self.freeze == "none":
+            return False
+        if self.freeze == "frozen":
+            return True
+        total = self._total_steps()
+        return total is None or step < self.unfreeze_fraction * total
+
+    def _total_steps(self) -> int | None:
+        if self._trainer is None:
+            return None
+        return int(self.trainer.estimated_stepping_batches)
+
+    def _apply_freeze(self, step: int) -> None:
+        frozen = self.backbone_frozen_at(step)
+        self.model.set_backbone_trainable(not frozen)
+        if frozen:
+            self.model.backbone.eval()  # no BatchNorm statistics updates, no drop path
+        elif self.training:
+            self.model.backbone.train()
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._apply_freeze(self.global_step)
+
+    def configure_optimizers(self) -> dict:
+        # warmup: the backbone joins the optimizer now and gets gradients once unfrozen
+        self.model.set_backbone_trainable(self.freeze != "frozen")
+        try:
+            return super().configure_optimizers()
+        finally:
+            self._apply_freeze(self.global_step)
+
+    # --- steps -------------------------------------------------------------------------------
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor | dict:
+        return self.model(batch_inputs(batch))
+
+    def samples_in_batch(self, batch: dict[str, Any]) -> int:
+        return len(batch["window"])
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self.compute_loss(self(batch), batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=self.samples_in_batch(batch))
+        return loss
+
+    def _eval_step(self, batch: dict[str, Any], stage: str) -> None:
+        out = self(batch)
+        loss = self.compute_loss(out, batch)
+        self.log(f"{stage}/loss", loss, batch_size=self.samples_in_batch(batch), sync_dist=True)
+        self.update_metrics(self.val_metrics if stage == "val" else self.test_metrics, out, batch)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics(self.val_metrics, "val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics(self.test_metrics, "test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0):
+        out = self(batch)
+        return {
+            "window": batch["window"],
+            "chip": batch.get("chip"),
+            "output": self.predict_outputs(out),
+        }
+
+    # --- metrics -----------------------------------------------------------------------------
+    def _log_metrics(self, metrics: nn.ModuleDict, stage: str) -> None:
+        values: dict[str, torch.Tensor] = {}
+        for name, metric in metrics.items():
+            if not metric.update_called:
+                continue
+            result = metric.compute()
+            items = result.items() if isinstance(result, dict) else [(name, result)]
+            for key, value in items:
+                value = torch.as_tensor(value, dtype=torch.float)
+                if value.numel() == 1:
+                    values[f"{stage}/{key}"] = value.reshape(())
+                elif key == name:  # per-class values
+                    for i, v in enumerate(value):
+                        values[f"{stage}/{name}_{self.class_label(i)}"] = v
+            metric.reset()
+        if values:
+            self.log_dict(values, sync_dist=True)
+
+    def class_label(self, i: int) -> str:
+        classes = self.spec.classes
+        return str(classes[i].get("label", i)) if i < len(classes) else str(i)
+
+    # --- per task ------------------------------------------------------------------------------
+    def compute_loss(self, out: Any, batch: dict[str, Any]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def build_metrics(self) -> nn.ModuleDict:
+        return nn.ModuleDict()
+
+    def update_metrics(self, metrics: nn.ModuleDict, out: Any, batch: dict[str, Any]) -> None:
+        pass
+
+    def predict_outputs(self, out: Any) -> Any:
+        return out
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` where ``mask``; 0 (with a graph) when nothing is valid."""
+    mask = mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp_min(1.0)

@@ -1,0 +1,1 @@
+"""Database functions of the labelling domain (keyword-only, one module per resource)."""

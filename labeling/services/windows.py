@@ -1,0 +1,228 @@
+"""Data collection: windows (from an AOI grid, points or polygons), datasets and layers.
+
+Windows live twice: as rows (the labelling tasks) and in the project's earthplat ``Dataset``
+directory (``DATA_DIR/projects/ID/datasets/NAME``), written with ``Dataset.write_windows``
+before the rows are committed, so a failure leaves neither half.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from earthplat.errors import EarthplatError
+from labeling.models import DatasetRecord, Layer, Project, WindowRecord
+from labeling.services.errors import ConflictError, InvalidInputError, NotFoundError
+
+
+def get_dataset(
+    session: Session, *, project_id: int, name: str, project_dir: Path, create: bool = True
+) -> DatasetRecord:
+    record = session.scalar(
+        select(DatasetRecord).where(
+            DatasetRecord.project_id == project_id, DatasetRecord.name == name
+        )
+    )
+    if record is None:
+        if not create:
+            raise NotFoundError(f"project {project_id} has no dataset {name!r}")
+        record = DatasetRecord(
+            project_id=project_id, name=name, path=str(project_dir / "datasets" / name)
+        )
+        session.add(record)
+        session.flush()
+    return record
+
+
+def list_datasets(session: Session, *, project_id: int) -> list[DatasetRecord]:
+    return list(
+        session.scalars(
+            select(DatasetRecord)
+            .where(DatasetRecord.project_id == project_id)
+            .order_by(DatasetRecord.id)
+        )
+    )
+
+
+def estimate_aoi_cells(bounds: tuple[float, float, float, float], *, size: int, res: float) -> int:
+    """Upper estimate of the grid cells over a lon/lat bbox (before building any)."""
+    minx, miny, maxx, maxy = bounds
+    lat = max(abs(miny), abs(maxy))
+    width_m = (maxx - minx) * 111_320.0 * max(math.cos(math.radians(min(lat, 89.9))), 0.01)
+    height_m = (maxy - miny) * 110_574.0
+    cell = size * res
+    return (math.ceil(width_m / cell) + 2) * (math.ceil(height_m / cell) + 2)
+
+
+def build_windows(kind: str, *, max_windows: int, **kwargs: Any) -> list:
+    """earthplat ``Window`` objects from ``aoi`` / ``points`` / ``polygons`` arguments; earthplat
+    errors become ``InvalidInputError`` (422) with their message."""
+    from earthplat.data import window as W
+
+    try:
+        if kind == "aoi":
+            from shapely.geometry import box, shape
+
+            aoi = kwargs.pop("aoi")
+            if isinstance(aoi, list | tuple):
+                geom = box(*aoi)
+            elif aoi.get("type") == "FeatureCollection":
+                import shapely
+
+                geom = shapely.union_all([shape(f["geometry"]) for f in aoi.get("features", [])])
+            else:
+                geom = shape(aoi.get("geometry", aoi) if aoi.get("type") == "Feature" else aoi)
+            W._check_geometry(geom, "the AOI")
+            cells = estimate_aoi_cells(geom.bounds, size=kwargs["size"], res=kwargs["resolution"])
+            if cells > 4 * max_windows:
+                raise InvalidInputError(
+                    f"the AOI needs about {cells} windows of {kwargs['size']} px at "
+                    f"{kwargs['resolution']} m, over the limit of {max_windows}",
+                    fix="split the AOI, or use larger windows (size) or a coarser resolution",
+                )
+            windows = W.windows_from_aoi(geom, **kwargs)
+        elif kind == "points":
+            windows = W.windows_from_points(kwargs.pop("rows"), **kwargs)
+        else:
+            windows = W.windows_from_polygons(kwargs.pop("features"), **kwargs)
+    except InvalidInputError:
+        raise
+    except EarthplatError as e:
+        raise InvalidInputError(str(e), fix="correct the geometry, times or sizes") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise InvalidInputError(
+            f"the geometry is not valid GeoJSON ({type(e).__name__}: {e})",
+            fix="send a GeoJSON geometry/Feature/FeatureCollection in WGS84 lon/lat",
+        ) from None
+    if not windows:
+        raise InvalidInputError("no windows: the input covers no grid cell")
+    if len(windows) > max_windows:
+        raise InvalidInputError(
+            f"{len(windows)} windows, over the limit of {max_windows} per request",
+            fix="split the request, or use larger windows",
+        )
+    return windows
+
+
+def add_windows(
+    session: Session,
+    *,
+    project: Project,
+    dataset: DatasetRecord,
+    windows: list,
+    skip_existing: bool,
+) -> tuple[list[WindowRecord], int]:
+    """Persist ``windows`` in the DB and the dataset dir; returns (new rows, skipped count).
+    Same-named windows already in the dataset are skipped (``skip_existing``) or a 409."""
+    from earthplat.data.dataset import Dataset
+
+    names = [w.name for w in windows]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})[:5]
+        raise InvalidInputError(f"duplicate window names: {', '.join(dup)}")
+    existing = set(
+        session.scalars(
+            select(WindowRecord.name).where(
+                WindowRecord.dataset_id == dataset.id, WindowRecord.name.in_(names)
+            )
+        )
+    )
+    if existing and not skip_existing:
+        raise ConflictError(
+            f"dataset {dataset.name!r} already has windows named {', '.join(sorted(existing)[:5])}",
+            fix="give other names (a 'name' column/property) or use another dataset",
+        )
+    new = [w for w in windows if w.name not in existing]
+    rows = [
+        WindowRecord(
+            project_id=project.id,
+            dataset_id=dataset.id,
+            name=w.name,
+            group=w.group,
+            crs=w.crs,
+            resolution=w.resolution,
+            col_min=w.bounds[0],
+            row_min=w.bounds[1],
+            col_max=w.bounds[2],
+            row_max=w.bounds[3],
+            start=w.start,
+            end=w.end,
+            geometry=w.geometry_wgs84().__geo_interface__,
+            properties=_jsonable(w.properties),
+        )
+        for w in new
+    ]
+    session.add_all(rows)
+    session.flush()
+    if new:
+        try:
+            with _dataset_lock(Path(dataset.path)):
+                Dataset(dataset.path).write_windows(new, mode="merge")
+                session.commit()
+        except EarthplatError as e:
+            session.rollback()
+            raise InvalidInputError(str(e)) from None
+    session.commit()
+    return rows, len(windows) - len(new)
+
+
+@contextmanager
+def _dataset_lock(root: Path) -> Iterator[None]:
+    """Serialise read-merge-write of a dataset index across threads and processes."""
+    import fcntl
+
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".windows.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _jsonable(props: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    return json.loads(json.dumps(props, default=str))
+
+
+def get_window(session: Session, *, window_id: int) -> WindowRecord:
+    row = session.get(WindowRecord, window_id)
+    if row is None:
+        raise NotFoundError(f"no window {window_id}")
+    return row
+
+
+def list_windows(
+    session: Session,
+    *,
+    project_id: int,
+    status: str | None = None,
+    offset: int = 0,
+    limit: int = 100,
+) -> list[WindowRecord]:
+    query = select(WindowRecord).where(WindowRecord.project_id == project_id)
+    if status:
+        query = query.where(WindowRecord.status == status)
+    return list(session.scalars(query.order_by(WindowRecord.id).offset(offset).limit(limit)))
+
+
+def add_layer(session: Session, *, commit: bool = True, **fields: Any) -> Layer:
+    layer = Layer(**fields)
+    session.add(layer)
+    session.flush()
+    if commit:
+        session.commit()
+    return layer
+
+
+def list_layers(session: Session, *, project_id: int) -> list[Layer]:
+    return list(
+        session.scalars(select(Layer).where(Layer.project_id == project_id).order_by(Layer.id))
+    )
