@@ -137,6 +137,31 @@ def _no_weights(cfg: dict) -> dict:
 
 
 # --- timm CNNs ---------------------------------------------------------------------------------
+def stack_inputs(
+    inputs: dict[str, ModalityInput], wanted: dict[str, list[str]], num_periods: int
+) -> torch.Tensor:
+    """[B, sum(T*C), H, W]: the ``wanted`` bands of each modality, its last ``num_periods``
+    periods (zeros before a short series), invalid pixels zeroed."""
+    parts = []
+    for name, bands in wanted.items():
+        if name not in inputs:
+            raise EarthplatError(f"the batch has no {name}; this model reads {list(wanted)}")
+        inp = inputs[name]
+        mod = get_modality(name)
+        have = [mod.band(b).name for b in (inp.bands or mod.band_names)]
+        missing = [b for b in bands if mod.band(b).name not in have]
+        if missing:
+            raise EarthplatError(f"{name} lacks bands {missing} the model was trained on")
+        idx = [have.index(mod.band(b).name) for b in bands]
+        x = inp.data[:, :, idx] * inp.valid[:, :, None].to(inp.data.dtype)  # [B, T, C, H, W]
+        x = x[:, -num_periods:]
+        if x.shape[1] < num_periods:
+            pad = x.new_zeros(x.shape[0], num_periods - x.shape[1], *x.shape[2:])
+            x = torch.cat([pad, x], dim=1)
+        parts.append(x.flatten(1, 2))
+    return torch.cat(parts, dim=1)
+
+
 class TimmBackbone(Backbone):
     """A timm CNN over the channels of ``inputs`` stacked as (modality, period, band)."""
 
@@ -159,28 +184,7 @@ class TimmBackbone(Backbone):
         self.size_multiple = int(max(self.strides))
 
     def stack(self, inputs: dict[str, ModalityInput]) -> torch.Tensor:
-        """[B, sum(T*C), H, W]: the last ``num_periods`` periods (zeros before a short series),
-        invalid pixels zeroed."""
-        parts = []
-        for name, bands in self.inputs.items():
-            if name not in inputs:
-                raise EarthplatError(
-                    f"the batch has no {name}; this model reads {list(self.inputs)}"
-                )
-            inp = inputs[name]
-            mod = get_modality(name)
-            have = [mod.band(b).name for b in (inp.bands or mod.band_names)]
-            missing = [b for b in bands if mod.band(b).name not in have]
-            if missing:
-                raise EarthplatError(f"{name} lacks bands {missing} the model was trained on")
-            idx = [have.index(mod.band(b).name) for b in bands]
-            x = inp.data[:, :, idx] * inp.valid[:, :, None].to(inp.data.dtype)  # [B, T, C, H, W]
-            x = x[:, -self.num_periods :]
-            if x.shape[1] < self.num_periods:
-                pad = x.new_zeros(x.shape[0], self.num_periods - x.shape[1], *x.shape[2:])
-                x = torch.cat([pad, x], dim=1)
-            parts.append(x.flatten(1, 2))
-        return torch.cat(parts, dim=1)
+        return stack_inputs(inputs, self.inputs, self.num_periods)
 
     def forward(self, inputs: dict[str, ModalityInput]) -> BackboneOutput:
         feats = self.net(self.stack(inputs))

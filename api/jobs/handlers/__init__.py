@@ -19,6 +19,7 @@ HANDLERS: dict[str, str | Handler] = {
     "finetune": "api.jobs.handlers.finetune:run",
     "inference": "api.jobs.handlers.inference:run",
     "embeddings": "api.jobs.handlers.embeddings:run",
+    "export_dataset": "api.jobs.handlers.export:run",
     "steps": "api.jobs.handlers.steps:run",
 }
 """kind -> handler (or its ``module:function`` path)."""

@@ -57,7 +57,7 @@ def _load_config(spec: Any, task: str) -> dict:
     return yaml.safe_load(path.read_text())
 
 
-def _export(ctx: JobContext, out: Path) -> dict:
+def export_training_data(ctx: JobContext, out: Path) -> dict:
     """Export once; later attempts reuse it (the run must resume on the same data)."""
     from sqlalchemy import select
 
@@ -154,7 +154,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
             raise PermanentJobError(f"project {ctx.project_id} no longer exists")
         task, pname = project.task_type, project.name
     export_dir = project_dir / "exports" / f"job-{ctx.job_id}"
-    info = _export(ctx, export_dir)
+    info = export_training_data(ctx, export_dir)
     ctx.progress(0.05, "exported the training data")
     cfg = _load_config(ctx.payload.get("config"), task)
     data = {

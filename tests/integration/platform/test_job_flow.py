@@ -373,3 +373,43 @@ def test_finetune_job_registers_a_model_then_inference_cog_downloads(big_client,
     assert f"{chosen[2]['name']}.tif" in r.json()["result"]["artifacts"]
     r = client.post(url, json={"model_id": 99999}, headers=ADMIN)
     assert r.status_code == 404 and "no model 99999" in r.json()["detail"]
+
+
+def test_export_dataset_job_writes_a_finetuning_dataset(big_client, shared_data):
+    """The third export: accepted annotations -> an earthplat dataset the fine-tuning data module
+    loads, with the real hand labels rasterized back onto each window's grid."""
+    from earthplat.data.finetune import FinetuneDataConfig, FinetuneDataModule
+
+    client = big_client
+    pid, _ = annotated_project(client, shared_data, n=3)
+    r = client.post(
+        f"/api/v1/projects/{pid}/jobs",
+        json={"kind": "export_dataset", "payload": {}},
+        headers=ADMIN,
+    )
+    assert r.status_code == 201, r.text
+    state = client.app_state
+    run_worker(
+        state.settings, once=True, session_factory=state.session_factory, install_signals=False
+    )
+    job = client.get(f"/api/v1/jobs/{r.json()['id']}", headers=ADMIN).json()
+    assert job["status"] == "succeeded", job["message"]
+    result = job["result"]
+    assert result["classes"] and result["inputs"]
+    cfg = FinetuneDataConfig(
+        path=result["path"],
+        task="segmentation",
+        inputs=result["inputs"],
+        label=result["label"],
+        classes=result["classes"],
+        split={"kind": "spatial", "cell_size_m": 640, "fractions": {"train": 1.0}},
+        chip_size=32,
+        batch_size=2,
+        num_periods=2,
+    )
+    dm = FinetuneDataModule(cfg)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    target = batch["target"]
+    assert target.shape == (2, 32, 32)
+    assert set(target.unique().tolist()) <= {-1, 0, 1} and (target >= 0).any()
