@@ -270,6 +270,12 @@ def main(argv: list[str] | None = None) -> None:
     from jsonargparse import CLI
 
     args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "worker":
+        # the platform's job worker (``python -m api.jobs.worker``): the command line is the one
+        # entry point over every package, so it may reach up to ``api``; the library never does
+        import importlib
+
+        raise SystemExit(importlib.import_module("api.jobs.worker").main(args[1:]))
     if args and args[0] in ("pretrain", "finetune"):  # LightningCLI parses these itself
         if args[0] == "pretrain":
             from earthplat.train.lightning_cli import run_pretrain_cli as run_cli
@@ -297,5 +303,6 @@ def main(argv: list[str] | None = None) -> None:
         },
         args=argv,
         as_positional=False,
-        description="earthplat: multimodal Earth-observation foundation models and platform.",
+        description="earthplat: multimodal Earth-observation foundation models and platform. "
+        "Also: `earthplat pretrain|finetune` (LightningCLI) and `earthplat worker` (job worker).",
     )

@@ -95,3 +95,33 @@ def test_launch_serves_the_demo_project(tmp_path: Path, shared_data: Path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode is not None
+
+
+def test_earthplat_worker_command_runs_queued_jobs(tmp_path: Path):
+    """``earthplat worker --once`` is the job worker: it drains the queue and exits."""
+    from api.database import make_engine, make_session_factory, sqlite_url_for, upgrade
+    from api.jobs import queue
+
+    data = tmp_path / "data"
+    data.mkdir()
+    url = sqlite_url_for(data)
+    upgrade(url)
+    engine = make_engine(url)
+    with make_session_factory(engine)() as s:
+        job_id = queue.enqueue(s, kind="steps", payload={"steps": 2, "sleep_s": 0.01}).id
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EARTHPLAT_")}
+    env["EARTHPLAT_DATA_DIR"] = str(data)
+    script = Path(sys.executable).parent / "earthplat"
+    out = subprocess.run(
+        [str(script), "worker", "--once", "--poll-interval", "0.1"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    with make_session_factory(engine)() as s:
+        job = queue.get_job(s, job_id=job_id)
+        assert job.status == "succeeded" and job.progress == 1.0
+    engine.dispose()
