@@ -12,12 +12,37 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardInd
 from earthplat.train.tasks.base import TaskModule
 
 
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """1 - soft Dice, averaged over the classes present in ``target`` ([B, H, W], -1 ignored)."""
+    valid = (target >= 0).unsqueeze(1).to(logits.dtype)  # [B, 1, H, W]
+    probs = logits.softmax(dim=1) * valid
+    onehot = F.one_hot(target.clamp_min(0), logits.shape[1]).permute(0, 3, 1, 2) * valid
+    inter = (probs * onehot).sum((0, 2, 3))
+    total = probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
+    dice = (2 * inter + eps) / (total + eps)  # [K]
+    present = onehot.sum((0, 2, 3)) > 0
+    return 1 - dice[present].mean()
+
+
 class SegmentationTask(TaskModule):
-    """Loss: pixel cross-entropy (optional class weights), target -1 / invalid ignored.
+    """Loss: pixel cross-entropy (optional class weights), plus ``dice_weight`` x a soft Dice
+    loss (mean over classes present in the batch), which optimises overlap (IoU) directly;
+    target -1 / invalid ignored.
     Metrics: mIoU, IoU per class (``iou_<label>``), pixel accuracy and macro accuracy."""
 
     task = "segmentation"
     default_head = "upernet"
+
+    def __init__(self, dice_weight: float = 0.0, **kwargs) -> None:
+        """
+        Args:
+            dice_weight: weight of the soft Dice term added to cross-entropy (0 = off).
+        """
+        if dice_weight < 0:
+            raise ValueError(f"dice_weight must be >= 0, got {dice_weight}")
+        self.dice_weight = float(dice_weight)
+        super().__init__(**kwargs)
+        self.hparams["dice_weight"] = self.dice_weight
 
     def _target(self, batch: dict[str, Any]) -> torch.Tensor:
         target = batch["target"].long()
@@ -29,7 +54,10 @@ class SegmentationTask(TaskModule):
         target = self._target(batch)
         if not (target >= 0).any():
             return out.sum() * 0.0
-        return F.cross_entropy(out, target, weight=self.class_weights, ignore_index=-1)
+        loss = F.cross_entropy(out, target, weight=self.class_weights, ignore_index=-1)
+        if self.dice_weight:
+            loss = loss + self.dice_weight * soft_dice_loss(out, target)
+        return loss
 
     def build_metrics(self) -> nn.ModuleDict:
         k = self.spec.num_outputs

@@ -251,3 +251,17 @@ def test_open_settings_come_from_the_datamodule_at_setup():
     eager._trainer = SimpleNamespace(datamodule=dm)
     eager.setup("fit")
     assert eager.spec.chip_size == 48 and eager.spec.inputs == {S2: S2_BANDS}
+
+
+def test_soft_dice_loss_measures_overlap_and_ignores_unlabelled_pixels():
+    from earthplat.train.tasks.segmentation import soft_dice_loss
+
+    target = torch.tensor([[[0, 1], [1, -1]]])  # [1, 2, 2]; one ignored pixel
+    right = torch.tensor([[[9.0, -9.0], [-9.0, 9.0]], [[-9.0, 9.0], [9.0, -9.0]]])[None]
+    wrong = -right
+    assert soft_dice_loss(right, target).item() < 0.01
+    assert soft_dice_loss(wrong, target).item() > 0.6
+    # whatever is predicted on the ignored pixel does not matter
+    flipped = right.clone()
+    flipped[0, :, 1, 1] = flipped[0, :, 1, 1].flip(0)
+    assert torch.isclose(soft_dice_loss(flipped, target), soft_dice_loss(right, target))
