@@ -91,22 +91,14 @@ def model_predictions(
     import torch
 
     from earthplat.data.sample import load_sample
-    from earthplat.nn.encoder import ModalityInput
+    from earthplat.eval.embeddings import model_inputs
     from earthplat.nn.task_model import load_task_model
 
     model = load_task_model(model_dir).eval()
     preds = []
     for name, ok in masks.items():
         sample = load_sample(ds, name, layers=inputs)
-        batch = {
-            m: ModalityInput(
-                torch.from_numpy(d.data)[None],
-                torch.from_numpy(d.valid)[None],
-                torch.from_numpy(d.timestamps).long()[None],
-                tuple(d.bands),
-            )
-            for m, d in sample.modalities.items()
-        }
+        batch = model_inputs([sample], tuple(sample.modalities))
         with torch.no_grad():
             logits = model(batch)[0]  # [K, H, W]
         preds.append((logits.argmax(0).numpy() == 1)[ok])
