@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "earthplat/configs/finetune/sen1floods11_nano_upernet_s2.yaml"
@@ -129,6 +130,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--inputs", default="s2,s1", help="layers the model reads")
     parser.add_argument("--lr", type=float, default=None, help="override the config's lr")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override, e.g. model.head.pixel_skip=32 (value parsed as YAML)",
+    )
 
     parser.add_argument("--work", default=None, help="work dir (default: a temp dir)")
     parser.add_argument("--out", default=str(REPO / "bench/results/floods_vs_threshold.md"))
@@ -152,6 +160,9 @@ def main(argv: list[str] | None = None) -> dict:
     overrides = {}
     if args.lr is not None:
         overrides["model.optimizer.lr"] = args.lr
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = yaml.safe_load(value)
 
     t0 = time.perf_counter()
     result = run_finetune(

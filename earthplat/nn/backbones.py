@@ -34,6 +34,9 @@ class BackboneOutput:
     """Input pixels per feature cell of each map."""
     pooled: torch.Tensor
     """[B, D] one vector per sample (window tasks)."""
+    pixels: torch.Tensor | None = None
+    """[B, C, H, W] the input bands themselves, stacked as ``stack_inputs`` does; set by the
+    task model only for heads that read pixels (``wants_pixels``)."""
 
 
 class Backbone(nn.Module):

@@ -149,20 +149,54 @@ class MLPHead(nn.Module):
         return self.net(out.pooled)  # [B, K]
 
 
+class PixelSkip(nn.Module):
+    """Full-resolution input skip: the input bands through two 3x3 convs, concatenated with the
+    decoder's features upsampled to the pixels, and fused by a 3x3 conv. It gives a patch
+    decoder the sub-patch detail (thin water bodies, field edges) that a patch of 4 x 4 pixels
+    averages away."""
+
+    def __init__(self, in_pixels: int, channels: int, width: int) -> None:
+        super().__init__()
+        if in_pixels < 1:
+            raise EarthplatError("pixel_skip needs the model's input bands (in_pixels >= 1)")
+        self.stem = nn.Sequential(ConvNormAct(in_pixels, width, 3), ConvNormAct(width, width, 3))
+        self.fuse = ConvNormAct(channels + width, channels, 3)
+
+    def forward(self, feats: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+        up = _upsample(feats, tuple(pixels.shape[-2:]))
+        return self.fuse(torch.cat([up, self.stem(pixels)], dim=1))  # [B, ch, H, W]
+
+
 class UPerNetHead(nn.Module):
-    """UPerNet decoder + 1x1 classifier, upsampled to the input pixels."""
+    """UPerNet decoder + 1x1 classifier, upsampled to the input pixels.
+
+    ``pixel_skip=N`` adds a full-resolution branch of width N over the input bands
+    (``PixelSkip``); the task model then hands the head the stacked inputs."""
 
     def __init__(
-        self, backbone: Backbone, num_outputs: int, dense: bool, channels: int = 64
+        self,
+        backbone: Backbone,
+        num_outputs: int,
+        dense: bool,
+        channels: int = 64,
+        pixel_skip: int = 0,
+        in_pixels: int = 0,
     ) -> None:
         super().__init__()
         if not dense:
             raise EarthplatError("the upernet head is for pixel tasks; use linear or mlp")
         self.decoder = UPerNetDecoder(backbone, channels)
+        self.skip = PixelSkip(in_pixels, channels, pixel_skip) if pixel_skip else None
+        self.wants_pixels = self.skip is not None
         self.classifier = nn.Conv2d(channels, num_outputs, 1)
 
     def forward(self, out: BackboneOutput, size: tuple[int, int]) -> torch.Tensor:
-        return _upsample(self.classifier(self.decoder(out)), size)  # [B, K, H, W]
+        feats = self.decoder(out)
+        if self.skip is not None:
+            if out.pixels is None:
+                raise EarthplatError("this upernet head has pixel_skip but got no pixels")
+            feats = self.skip(feats, out.pixels)
+        return _upsample(self.classifier(feats), size)  # [B, K, H, W]
 
 
 class CenterNetHead(nn.Module):
@@ -261,7 +295,11 @@ HEAD_TASKS: dict[str, tuple[str, ...]] = {
 """Which tasks each head serves (the tests run every pair)."""
 
 
-def build_head(cfg: dict, backbone: Backbone, num_outputs: int, task: str) -> nn.Module:
+def build_head(
+    cfg: dict, backbone: Backbone, num_outputs: int, task: str, in_pixels: int = 0
+) -> nn.Module:
+    """``in_pixels``: how many input channels ``BackboneOutput.pixels`` carries (for heads with
+    a pixel skip)."""
     cfg = dict(cfg)
     name = cfg.pop("name", "linear")
     if name not in HEADS:
@@ -271,4 +309,6 @@ def build_head(cfg: dict, backbone: Backbone, num_outputs: int, task: str) -> nn
             f"head {name!r} does not serve task {task!r}; it serves {HEAD_TASKS[name]}"
         )
     dense = task in ("segmentation", "pixel_regression", "detection")
+    if cfg.get("pixel_skip"):
+        cfg["in_pixels"] = in_pixels
     return HEADS[name](backbone, num_outputs, dense, **cfg)

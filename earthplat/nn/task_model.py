@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from earthplat.errors import EarthplatError
-from earthplat.nn.backbones import BackboneOutput, build_backbone
+from earthplat.nn.backbones import BackboneOutput, build_backbone, stack_inputs
 from earthplat.nn.encoder import ModalityInput
 from earthplat.nn.heads import build_head, decode_centernet
 from earthplat.sensors import get_modality
@@ -99,7 +99,9 @@ class TaskModel(nn.Module):
         # regression heads predict standardised values; these map them to target units
         self.target_offset = float(head.pop("target_offset", 0.0))
         self.target_scale = float(head.pop("target_scale", 1.0))
-        self.head = build_head(head, self.backbone, spec.num_outputs, spec.task)
+        in_pixels = sum(len(b) for b in spec.inputs.values()) * spec.num_periods
+        self.head = build_head(head, self.backbone, spec.num_outputs, spec.task, in_pixels)
+        self.wants_pixels = bool(getattr(self.head, "wants_pixels", False))
 
     def pad(self, inputs: dict[str, ModalityInput]) -> tuple[dict[str, ModalityInput], int, int]:
         """Inputs padded right/bottom to the size multiple, and the original H, W."""
@@ -126,7 +128,10 @@ class TaskModel(nn.Module):
     def forward(self, inputs: dict[str, ModalityInput]) -> torch.Tensor | dict:
         padded, h, w = self.pad(inputs)
         hp, wp = next(iter(padded.values())).data.shape[-2:]
-        out = self.head(self.backbone(padded), (hp, wp))
+        feats = self.backbone(padded)
+        if self.wants_pixels:
+            feats.pixels = stack_inputs(padded, self.spec.inputs, self.spec.num_periods)
+        out = self.head(feats, (hp, wp))
         if self.spec.task in ("regression", "pixel_regression"):
             out = out * self.target_scale + self.target_offset
         if self.spec.task in DENSE_TASKS:

@@ -36,6 +36,9 @@ class FinetuneResult:
     """Final ``val/...`` and (with a test split) ``test/...`` metrics."""
     model_dir: Path
     """The exported task model (``load_task_model`` / ``earthplat predict --model``)."""
+    best_checkpoint: Path | None = None
+    """With ``trainer.checkpoint.monitor``: the best checkpoint, whose weights were evaluated
+    and exported (else the final weights were)."""
 
 
 def _cli(args: Any, run: bool, from_argv: bool = False):
@@ -130,8 +133,10 @@ def _has_split(datamodule, split: str) -> bool:
 
 
 def _fit_and_export(cli) -> FinetuneResult:
+    import torch
+
     from earthplat.nn.task_model import export_task_model
-    from earthplat.traincore.checkpoint import find_resume_checkpoint
+    from earthplat.traincore.checkpoint import best_checkpoint, find_resume_checkpoint
 
     trainer, module, dm = cli.trainer, cli.model, cli.datamodule
     run_dir = Path(trainer.default_root_dir)
@@ -145,6 +150,11 @@ def _fit_and_export(cli) -> FinetuneResult:
     last = run_dir / "checkpoints" / "last.ckpt"
     if not last.exists():
         trainer.save_checkpoint(last)
+    best = best_checkpoint(trainer)
+    if best is not None:  # evaluate and export the best weights, not the last
+        state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
+        module.load_state_dict(state)
+        print(f"evaluating and exporting the best checkpoint, {best}")
     metrics: dict[str, float] = {}
     for stage, run_stage in (("val", trainer.validate), ("test", trainer.test)):
         if not _has_split(dm, stage):
@@ -154,5 +164,8 @@ def _fit_and_export(cli) -> FinetuneResult:
     model_dir = run_dir / "model"
     if trainer.is_global_zero:
         export_task_model(module.model, model_dir)
-        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
-    return FinetuneResult(run_dir, last, metrics, model_dir)
+        record: dict[str, Any] = dict(metrics)
+        if best is not None:
+            record["best_checkpoint"] = str(best)
+        (run_dir / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True))
+    return FinetuneResult(run_dir, last, metrics, model_dir, best)

@@ -27,8 +27,15 @@ class CheckpointConfig:
     """Maintain ``last.ckpt``, the one a restarted run resumes from."""
     dirname: str = "checkpoints"
     """Sub-directory of the run directory."""
+    monitor: str | None = None
+    """Also keep ``best.ckpt``: the checkpoint with the best value of this logged metric (e.g.
+    ``val/miou``), written after each validation. ``None``: no best checkpoint."""
+    mode: str = "max"
+    """``max`` or ``min``: which direction of ``monitor`` is better."""
 
     def __post_init__(self) -> None:
+        if self.mode not in ("max", "min"):
+            raise TrainCoreConfigError(f"checkpoint.mode {self.mode!r} must be 'max' or 'min'")
         if self.every_n_steps is not None and self.every_n_steps < 1:
             raise TrainCoreConfigError("checkpoint.every_n_steps must be >= 1 or null")
         if self.keep == 0 or self.keep < -1:
@@ -48,6 +55,36 @@ class CheckpointConfig:
             every_n_epochs=self.every_n_epochs,
             save_on_train_epoch_end=True,
         )
+
+    def build_best(self, run_dir: str | Path) -> ModelCheckpoint | None:
+        """The ``best.ckpt`` tracker, or ``None`` without ``monitor``. Its best score travels in
+        every checkpoint, so a resumed run keeps comparing against it."""
+        if self.monitor is None:
+            return None
+        return ModelCheckpoint(
+            dirpath=Path(run_dir) / self.dirname,
+            filename=BEST,
+            auto_insert_metric_name=False,
+            monitor=self.monitor,
+            mode=self.mode,
+            save_top_k=1,
+            save_last=False,
+            enable_version_counter=False,
+        )
+
+
+BEST = "best"
+"""File stem of the best checkpoint (``checkpoints/best.ckpt``)."""
+
+
+def best_checkpoint(trainer) -> Path | None:
+    """The best checkpoint a ``CheckpointConfig.build_best`` tracker wrote in this run, if any."""
+    for cb in trainer.checkpoint_callbacks:
+        if cb.monitor not in (None, "step") and cb.best_model_path:
+            path = Path(cb.best_model_path)
+            if path.exists():
+                return path
+    return None
 
 
 def find_resume_checkpoint(run_dir: str | Path, dirname: str = "checkpoints") -> Path | None:

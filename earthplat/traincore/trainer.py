@@ -109,6 +109,9 @@ class TrainerConfig:
             EnergyCallback(self.energy, run_dir=self.path),
             self.checkpoint.build(self.path),
         ]
+        best = self.checkpoint.build_best(self.path)
+        if best is not None:
+            callbacks.append(best)
         if config_to_save is not None:
             callbacks.append(ConfigSaverCallback(config_to_save, self.path))
         return callbacks

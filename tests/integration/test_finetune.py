@@ -223,3 +223,41 @@ def test_overrides_step_into_init_args_and_missing_configs_are_named(tmp_path):
     assert cfg["trainer"] == {"max_steps": 3}
     with pytest.raises(EarthplatError, match="does not exist"):
         run_finetune(tmp_path / "nope.yaml")
+
+
+def test_best_checkpoint_is_tracked_evaluated_and_exported(tmp_path, datasets):
+    """With ``trainer.checkpoint.monitor``, ``best.ckpt`` follows the monitored metric and the
+    final metrics and the exported model come from it, not from the last step."""
+    from earthplat.nn.task_model import run_checkpoint
+    from earthplat.train.finetune import run_finetune
+
+    config = REPO / "earthplat" / "configs" / "finetune" / "eurosat_nano_frozen_linear.yaml"
+    cfg = _small(yaml.safe_load(config.read_text()), datasets("eurosat_cls"))
+    cfg["trainer"].update(
+        max_steps=6,
+        val_check_interval=2,
+        checkpoint={"every_n_steps": 100, "monitor": "val/accuracy", "mode": "min"},
+    )
+    cfg["model"]["init_args"]["optimizer"] = {"lr": 0.05}
+    result = run_finetune(cfg, run_dir=tmp_path / "run")
+
+    best = result.run_dir / "checkpoints" / "best.ckpt"
+    assert result.best_checkpoint == best and best.exists()
+    assert run_checkpoint(result.run_dir) == best
+    assert json.loads((result.run_dir / "metrics.json").read_text())["best_checkpoint"] == str(best)
+    ckpt = torch.load(best, map_location="cpu", weights_only=False)
+    (state,) = [v for k, v in ckpt["callbacks"].items() if "val/accuracy" in k]
+    # the final validation re-scores the selected weights: it reproduces the tracked score
+    assert result.metrics["val/accuracy"] == pytest.approx(float(state["best_model_score"]))
+    scores = [float(s) for s in state.get("best_k_models", {}).values()]
+    assert float(state["best_model_score"]) == min(scores)
+    exported = load_task_model(result.model_dir).state_dict()
+    best_state = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items()}
+    for k, v in exported.items():
+        torch.testing.assert_close(v, best_state[k], rtol=0, atol=0)
+    last = torch.load(result.checkpoint, map_location="cpu", weights_only=False)
+    if last["global_step"] != ckpt["global_step"]:
+        changed = [
+            k for k, v in exported.items() if not torch.equal(v, last["state_dict"]["model." + k])
+        ]
+        assert changed, "the exported model should hold the best, not the last, weights"

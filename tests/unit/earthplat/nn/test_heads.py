@@ -107,3 +107,44 @@ def test_linear_probe_norm_makes_the_head_scale_free(dense):
     assert not torch.allclose(
         out, plain(BackboneOutput([fmap * 10.0], [4.0], pooled * 10.0), (16, 16))
     )
+
+
+def test_pixel_skip_carries_sub_patch_detail_to_the_output():
+    """With the patch features held fixed, changing one input pixel changes the prediction at
+    that pixel through the skip; the plain UPerNet head cannot see it at all."""
+    from earthplat.nn.backbones import BackboneOutput
+
+    torch.manual_seed(0)
+    model = TaskModel(make_spec("segmentation", "upernet", head_kwargs={"pixel_skip": 8}))
+    model.eval()
+    assert model.wants_pixels
+    in_ch = len(model.spec.inputs[S2]) * model.spec.num_periods
+    fmap, pooled = torch.randn(1, 64, 4, 4), torch.randn(1, 64)
+    pixels = torch.randn(1, in_ch, 16, 16)
+    bumped = pixels.clone()
+    bumped[0, :, 9, 6] += 3.0
+    with torch.no_grad():
+        a = model.head(BackboneOutput([fmap], [4.0], pooled, pixels), (16, 16))
+        b = model.head(BackboneOutput([fmap], [4.0], pooled, bumped), (16, 16))
+    change = (a - b).abs().sum(1)[0]  # [H, W]
+    assert change[9, 6] > 0.01
+    assert change[0, 0] == 0 and change[15, 15] == 0  # outside the two 3x3 convs' reach
+    with pytest.raises(EarthplatError, match="got no pixels"):
+        model.head(BackboneOutput([fmap], [4.0], pooled), (16, 16))
+
+
+@pytest.mark.parametrize("size", [36, 17])
+def test_pixel_skip_model_on_odd_inputs_and_round_trip(tmp_path, size):
+    from earthplat.nn.task_model import export_task_model, load_task_model
+
+    torch.manual_seed(0)
+    model = TaskModel(make_spec("segmentation", "upernet", head_kwargs={"pixel_skip": 8}))
+    model.eval()
+    inputs = make_inputs(b=1, t=2, size=size, modalities=(S2,), missing=False)
+    with torch.no_grad():
+        out = model(inputs)
+    assert out.shape == (1, 3, size, size) and torch.isfinite(out).all()
+    loaded = load_task_model(export_task_model(model, tmp_path / "m")).eval()
+    assert loaded.wants_pixels
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(inputs), out)
