@@ -4,7 +4,7 @@ GeoParquet / STAC outputs (``predict``), resumable and spread over processes whe
 Modules: ``reader`` (windowed input), ``tiling`` (tiles, chunks, blending), ``engine`` (one
 chunk through the model), ``parts`` (finished chunks on disk: resume), ``runner`` (one process
 or Lightning DDP), ``cog`` / ``vector`` / ``stac`` (outputs), ``pipeline`` (``predict``),
-``dataset`` (dataset directories), ``cli``.
+``dataset`` (dataset directories), ``embeddings`` (one vector per window), ``cli``.
 
 Importing this package does not import torch; names load on first use.
 """
@@ -19,6 +19,7 @@ _EXPORTS = {
     "predict_sources": "earthplat.inference.pipeline",
     "load_model": "earthplat.inference.pipeline",
     "predict_dataset": "earthplat.inference.dataset",
+    "embed_windows": "earthplat.inference.embeddings",
     "InferenceError": "earthplat.inference.errors",
     "TASK_OUTPUTS": "earthplat.inference.engine",
 }
