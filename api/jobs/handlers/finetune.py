@@ -5,6 +5,7 @@ Payload::
     {"config": "sen1floods11_nano_upernet_s2" | {...a full config dict...},
          # a shipped config (earthplat/configs/finetune/NAME.yaml); default: one for the task
      "overrides": {"trainer.max_steps": 100, ...},   # dotted keys, as run_finetune takes them
+         # ("trainer.checkpoint.monitor": "val/miou" exports the best validation checkpoint)
      "statuses": ["accepted"],                       # windows whose annotations are used
      "dataset": "default", "layers": null,           # imagery layers to train on (default all)
      "name": "model name"}                           # default: PROJECT-jobID
@@ -199,6 +200,9 @@ def run(ctx: JobContext) -> dict[str, Any]:
                 metrics=result.metrics,
                 artifacts={
                     "checkpoint": str(result.checkpoint) if result.checkpoint else None,
+                    "best_checkpoint": (
+                        str(result.best_checkpoint) if result.best_checkpoint else None
+                    ),
                     "metrics": str(result.run_dir / "metrics.json"),
                     "config": str(result.run_dir / "config.yaml"),
                     "export": str(export_dir),

@@ -292,6 +292,9 @@ def test_finetune_job_registers_a_model_then_inference_cog_downloads(big_client,
     pid, chosen = annotated_project(client, shared_data)
     ids = [w["id"] for w in chosen]
     overrides = tiny_finetune()
+    # validate every 2 steps and register the best checkpoint by validation loss
+    overrides["trainer.val_check_interval"] = 2
+    overrides["trainer.checkpoint"] = {"every_n_steps": 2, "monitor": "val/loss", "mode": "min"}
     r = client.post(
         f"/api/v1/projects/{pid}/jobs",
         json={"kind": "finetune", "payload": {"overrides": overrides, "name": "water-pico"}},
@@ -310,6 +313,7 @@ def test_finetune_job_registers_a_model_then_inference_cog_downloads(big_client,
     assert model["name"] == "water-pico" and model["task_type"] == "segmentation"
     assert model["project_id"] == pid and model["job_id"] == job["id"]
     assert any(k.startswith("val/") for k in model["metrics"])
+    assert model["artifacts"]["best_checkpoint"].endswith("checkpoints/best.ckpt")
     names = [
         a["name"] for a in client.get(f"/api/v1/jobs/{job['id']}/artifacts", headers=ADMIN).json()
     ]
