@@ -2,6 +2,14 @@
 # CPU image by default; for CUDA: --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu130
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
+# the browser UI (labeling/web), built from the locked npm packages
+FROM node:20-bookworm-slim AS web
+WORKDIR /web
+COPY labeling/web/package.json labeling/web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY labeling/web/ ./
+RUN npm run build
+
 FROM ${PYTHON_IMAGE} AS build
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -19,8 +27,9 @@ RUN pip install --extra-index-url "${TORCH_INDEX}" "torch==2.14.1" "torchvision=
 FROM ${PYTHON_IMAGE} AS runtime
 RUN useradd --create-home --uid 1000 earthplat
 COPY --from=build /opt/venv /opt/venv
+COPY --from=web /web/dist /opt/earthplat-web
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 \
-    EARTHPLAT_CACHE_DIR=/home/earthplat/.cache/earthplat
+    EARTHPLAT_CACHE_DIR=/home/earthplat/.cache/earthplat EARTHPLAT_WEB_DIST=/opt/earthplat-web
 WORKDIR /home/earthplat
 COPY --chown=earthplat olmo_lm/configs /home/earthplat/configs
 USER earthplat

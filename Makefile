@@ -4,15 +4,16 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Debian packages the project needs at run or test time (installed when run as root)
-SYSTEM_PACKAGES ?=
+# Debian packages the project needs at run or test time (installed when run as root):
+# chromium drives the browser tests (Playwright's Python API with executable_path)
+SYSTEM_PACKAGES ?= chromium
 # torch and torchvision are pinned in the same command as the project, so no resolver can
 # swap in another torch build
 PINS := "torch==2.14.1" "torchvision==0.29.1"
 
 .PHONY: setup system-packages run run-lm test lint format bench bench-env bench-compare clean
 
-setup: system-packages $(STAMP)
+setup: system-packages $(STAMP) web
 
 system-packages:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \
@@ -31,6 +32,27 @@ $(STAMP): pyproject.toml
 	  assert torch.__version__.startswith('2.14.1'), torch.__version__; \
 	  assert torchvision.__version__.startswith('0.29.1'), torchvision.__version__"
 	@touch $(STAMP)
+
+# --- browser UI (labeling/web) ----------------------------------------------------------------
+# `make web` installs the locked npm packages and builds labeling/web/dist, which the API serves
+# at "/". Both steps re-run only when their inputs changed: npm ci when package.json or
+# package-lock.json is newer than node_modules' stamp; the build when a source, the config or
+# the stamp is newer than dist/index.html (Vite rewrites it on every build).
+WEB_DIR := labeling/web
+WEB_DEPS_STAMP := $(WEB_DIR)/node_modules/.npm-ci.stamp
+WEB_SOURCES := $(WEB_DIR)/index.html $(WEB_DIR)/vite.config.js $(shell find $(WEB_DIR)/src -type f 2>/dev/null)
+
+.PHONY: web
+
+web: $(WEB_DIR)/dist/index.html
+
+$(WEB_DEPS_STAMP): $(WEB_DIR)/package.json $(WEB_DIR)/package-lock.json
+	cd $(WEB_DIR) && npm ci --no-audit --no-fund
+	@touch $@
+
+$(WEB_DIR)/dist/index.html: $(WEB_DEPS_STAMP) $(WEB_SOURCES)
+	cd $(WEB_DIR) && { npm run build || { rm -f dist/index.html; exit 1; }; }
+	@touch $@
 
 # the platform on embedded defaults (SQLite, ./earthplat-data, one worker) on 127.0.0.1:8000,
 # with a demo project from EARTHPLAT_DEMO_DATA (default ../shared/data/real) or EARTHPLAT_DEMO_STAC

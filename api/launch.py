@@ -166,6 +166,7 @@ def banner(base: str, key: str, data_dir: Path, demo: dict) -> str:
     lines = [
         "",
         f"earthplat platform on {base}",
+        f"  labelling UI:        {base}/   (sign in with the admin key below)",
         f"  API docs (OpenAPI):  {base}/docs",
         f"  health / metrics:    {base}/api/v1/health   {base}/metrics",
         f"  admin API key:       {key}   (header: Authorization: Bearer <key>)",

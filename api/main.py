@@ -37,6 +37,7 @@ from api.routes import (
     users,
 )
 from api.settings import Settings
+from api.web import mount_web
 
 API_PREFIX = "/api/v1"
 log = logging.getLogger("earthplat.api")
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def read_metrics():
         return metrics_response(registry)
 
+    mount_web(app)  # last: the UI's files must not shadow the API
     return app
 
 

@@ -14,6 +14,7 @@ rio-tiler reads (Web-Mercator tile of the COG, from its overviews when zoomed ou
 from __future__ import annotations
 
 import json
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,10 @@ import numpy as np
 
 from earthplat.errors import DataError, SensorError
 from earthplat.sensors import Modality, get_modality
+
+_IMPORT_LOCK = threading.Lock()
+"""Serialises the first (lazy) import of rio_tiler: a map asks for many tiles at once, and
+concurrent first imports in the server's threads raise ImportError (partly initialised modules)."""
 
 DEFAULT_PALETTE = (
     "#1f77b4",
@@ -129,9 +134,10 @@ def render_tile(
     schema, ``[{"value", "label", "color"}]``) or a default palette. Unknown classes, nodata and
     pixels outside the window are transparent.
     """
-    from rio_tiler.errors import TileOutsideBounds
-    from rio_tiler.io import Reader
-    from rio_tiler.utils import render
+    with _IMPORT_LOCK:
+        from rio_tiler.errors import TileOutsideBounds
+        from rio_tiler.io import Reader
+        from rio_tiler.utils import render
 
     layer_tif = Path(layer_tif)
     if not layer_tif.is_file():

@@ -87,6 +87,14 @@ def test_launch_serves_the_demo_project(tmp_path: Path, shared_data: Path):
         t = next(i for i in range(len(s2["periods"])) if i not in s2["missing_periods"])
         r = client.get(f"/tiles/{window_id}/s2/{t}/{z}/{x}/{y}.png")
         assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        # the browser UI is served at / (built by `make web`, which `make setup` runs)
+        from api.web import web_dist
+
+        ui = httpx.get(f"http://127.0.0.1:{port}/", timeout=30)
+        if (web_dist() / "index.html").is_file():
+            assert ui.status_code == 200 and "<html" in ui.text.lower(), ui.text[:200]
+        else:
+            assert ui.status_code == 503 and "make web" in ui.json()["fix"]
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:

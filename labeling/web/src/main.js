@@ -1,0 +1,70 @@
+// Hash router: #/signin, #/projects, #/projects/:id, #/projects/:id/windows/:wid,
+// #/projects/:id/review[/:wid], #/projects/:id/jobs. Each screen renders into <main id="app">
+// and may return a cleanup function, called when the route changes.
+
+import "./style.css";
+import { getKey } from "./api.js";
+import { currentUser, signOut } from "./session.js";
+import { clearError, h } from "./ui.js";
+import { signInScreen } from "./screens/signin.js";
+import { projectsScreen, projectScreen } from "./screens/projects.js";
+import { labelScreen } from "./screens/label.js";
+import { reviewListScreen, reviewScreen } from "./screens/review.js";
+import { jobsScreen } from "./screens/jobs.js";
+
+const ROUTES = [
+  [/^#\/signin$/, () => signInScreen()],
+  [/^#\/projects$/, () => projectsScreen()],
+  [/^#\/projects\/(\d+)$/, (m) => projectScreen(+m[1])],
+  [/^#\/projects\/(\d+)\/windows\/(\d+)$/, (m) => labelScreen(+m[1], +m[2])],
+  [/^#\/projects\/(\d+)\/review$/, (m) => reviewListScreen(+m[1])],
+  [/^#\/projects\/(\d+)\/review\/(\d+)$/, (m) => reviewScreen(+m[1], +m[2])],
+  [/^#\/projects\/(\d+)\/jobs$/, (m) => jobsScreen(+m[1])],
+];
+
+async function renderHeader() {
+  const who = document.getElementById("who");
+  if (!getKey()) {
+    who.replaceChildren();
+    return;
+  }
+  try {
+    const user = await currentUser();
+    who.replaceChildren(
+      h("span", { testid: "user-name" }, user.name),
+      " ",
+      h("button", { onclick: signOut, testid: "sign-out" }, "Sign out"),
+    );
+  } catch {
+    who.replaceChildren(h("button", { onclick: signOut, testid: "sign-out" }, "Sign out"));
+  }
+}
+
+let cleanup = null;
+let generation = 0;
+async function route() {
+  if (typeof cleanup === "function") cleanup();
+  cleanup = null;
+  const gen = ++generation;
+  clearError();
+  const hash = location.hash || "#/projects";
+  if (!getKey() && hash !== "#/signin") {
+    location.hash = "#/signin";
+    return;
+  }
+  renderHeader();
+  for (const [re, screen] of ROUTES) {
+    const m = hash.match(re);
+    if (m) {
+      const done = await screen(m);
+      // the user may have moved on while the screen loaded: release what it holds at once
+      if (gen === generation) cleanup = done;
+      else if (typeof done === "function") done();
+      return;
+    }
+  }
+  location.hash = "#/projects";
+}
+
+window.addEventListener("hashchange", route);
+route();

@@ -1,0 +1,401 @@
+"""The labelling UI in headless Chromium (Playwright) against a real server.
+
+One uvicorn on loopback (SQLite in a tmp dir) with a project over the real Sen1Floods11 chip:
+windows, the uploaded S2 and label rasters, and a materialize job run by the worker, all made
+through the HTTP API with the platform tests' helpers. The tests then drive the built UI
+(``make web``) like a user and check the outcome through the API.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.web import web_dist
+from tests.conftest import MISSING
+from tests.integration.platform.conftest import (
+    ADMIN,
+    ADMIN_KEY,
+    live_server,
+    make_project,
+    make_user,
+)
+from tests.integration.platform.test_job_flow import UPLOADS, upload_chip, windows_with_data
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+CHROMIUM = Path("/usr/bin/chromium")
+TIMEOUT_MS = 20_000
+
+
+def _need_components() -> None:
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{MISSING} {CHROMIUM} (run `make chromium`)")
+    if not (web_dist() / "index.html").is_file():
+        pytest.skip(f"{MISSING} the built web UI at {web_dist()} (run `make web`)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.skip(f"{MISSING} the playwright Python package")
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory, shared_data: Path):
+    """The seeded server: {base, project, windows (materialised), keys, job}."""
+    _need_components()
+    from api.jobs.worker import run_worker
+    from api.settings import Settings
+
+    root = tmp_path_factory.mktemp("browser")
+    data_dir = root / "data"
+    data_dir.mkdir()
+    db_url = f"sqlite:///{root / 'earthplat.db'}"
+    with live_server(db_url, data_dir) as base:
+        client = httpx.Client(base_url=base, timeout=120)
+        project = make_project(client, name="floods-ui")
+        pid = project["id"]
+        _, chosen = windows_with_data(client, pid, shared_data, 3)
+        upload_chip(client, pid, shared_data)
+        layers = [{"source": n, "layer": n, "period": "15d", **UPLOADS[n][2]} for n in ("s2",)]
+        payload = {"layers": layers, "windows": [w["id"] for w in chosen]}
+        r = client.post(
+            f"/api/v1/projects/{pid}/jobs",
+            json={"kind": "materialize", "payload": payload},
+            headers=ADMIN,
+        )
+        assert r.status_code == 201, r.text
+        job_id = r.json()["id"]
+        settings = Settings(data_dir=data_dir, database_url=db_url, admin_key=ADMIN_KEY)
+        run_worker(settings, once=True, install_signals=False)
+        job = client.get(f"/api/v1/jobs/{job_id}", headers=ADMIN).json()
+        assert job["status"] == "succeeded", job
+        keys = {}
+        for role in ("labeler", "reviewer"):
+            _, headers = make_user(client, f"ui-{role}", project_id=pid, role=role)
+            keys[role] = headers["Authorization"].split()[1]
+        yield {
+            "base": base,
+            "project": project,
+            "windows": chosen,
+            "keys": keys,
+            "job": job,
+            "client": client,
+        }
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def browser(platform):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    yield page
+    context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def api(platform, role: str = "labeler") -> httpx.Client:
+    key = ADMIN_KEY if role == "admin" else platform["keys"][role]
+    return httpx.Client(
+        base_url=f"{platform['base']}/api/v1",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=60,
+    )
+
+
+def tid(name: str) -> str:
+    return f"[data-testid='{name}']"
+
+
+def sign_in(page, platform, key: str) -> None:
+    page.goto(platform["base"] + "/")
+    page.wait_for_url(re.compile("#/signin$"))
+    page.fill(tid("api-key"), key)
+    page.click(tid("sign-in"))
+    page.wait_for_url(re.compile("#/projects$"))
+
+
+def open_window(page, platform, window: dict) -> None:
+    pid = platform["project"]["id"]
+    page.goto(f"{platform['base']}/#/projects/{pid}/windows/{window['id']}")
+    page.wait_for_selector(tid("ann-summary"))
+    page.wait_for_function("document.querySelector('.map canvas') !== null")
+
+
+def map_point(page, dx: float, dy: float) -> tuple[float, float]:
+    """A page position offset (in px) from the map's centre."""
+    box = page.locator(tid("map")).bounding_box()
+    return box["x"] + box["width"] / 2 + dx, box["y"] + box["height"] / 2 + dy
+
+
+def map_click(page, dx: float, dy: float) -> None:
+    """Click the map like a person: OpenLayers takes two clicks within 250 ms, wherever they
+    are, for a double click (which zooms), so leave a pause before each."""
+    page.wait_for_timeout(300)
+    page.mouse.click(*map_point(page, dx, dy))
+
+
+def draw_polygon(page, offsets) -> None:
+    page.click(tid("tool-polygon"))
+    for dx, dy in offsets:
+        map_click(page, dx, dy)
+    map_click(page, *offsets[0])  # back on the first vertex closes it
+
+
+def wait_summary(page, start: str) -> None:
+    """Wait until the annotation summary starts with ``start``."""
+    page.wait_for_function(
+        "s => document.querySelector(\"[data-testid='ann-summary']\").innerText.startsWith(s)",
+        arg=start,
+    )
+
+
+def select_at(page, dx: float, dy: float) -> None:
+    """Click a drawn annotation with the select tool. The last click's single-click event
+    (OpenLayers sends it 250 ms late) must land before the tool changes, and this one's after."""
+    page.wait_for_timeout(300)
+    page.click(tid("tool-select"))
+    map_click(page, dx, dy)
+    page.wait_for_timeout(350)
+    page.wait_for_function(
+        "document.querySelector(\"[data-testid='ann-summary']\").innerText.endsWith(' 1 selected')"
+    )
+
+
+def summary(page) -> str:
+    return page.locator(tid("ann-summary")).inner_text()
+
+
+def test_sign_in_open_window_and_browse_imagery(page, platform):
+    pid = platform["project"]["id"]
+    page.goto(platform["base"] + "/")
+    page.fill(tid("api-key"), "ep_not_a_real_key_000000000000")
+    page.click(tid("sign-in"))
+    page.wait_for_selector(tid("error-detail"))
+    assert "not valid" in page.inner_text(tid("error-detail"))
+    assert page.inner_text(tid("error-fix")).startswith("Fix:")
+
+    sign_in(page, platform, platform["keys"]["labeler"])
+    assert page.inner_text(tid("user-name")) == "ui-labeler"
+    page.click(tid(f"project-{pid}"))
+    page.wait_for_selector(tid("windows"))
+    window = platform["windows"][0]
+    row = page.locator(tid(f"window-row-{window['id']}"))
+    assert row.locator(tid("status")).inner_text() == "unlabeled"
+
+    tiles: list[tuple[str, int, str]] = []
+    page.on(
+        "response",
+        lambda r: (
+            tiles.append((r.url, r.status, r.headers.get("content-type", "")))
+            if "/api/v1/tiles/" in r.url and r.url.split("?")[0].endswith(".png")
+            else None
+        ),
+    )
+    prefix = f"/api/v1/tiles/{window['id']}/s2/"
+    with page.expect_response(lambda r: prefix + "1/" in r.url):  # t=1 holds the S2 date
+        page.click(tid(f"window-{window['id']}"))
+    page.wait_for_timeout(500)
+    first = [t for t in tiles if prefix + "1/" in t[0]]
+    assert first and all(s == 200 and c == "image/png" for _, s, c in first), first
+    label = page.inner_text(tid("time-label"))
+    assert label.startswith("t=1: 2019-09-16") and "no data" not in label
+
+    # the time slider: t=0 (an empty period) is requested with the new t
+    with page.expect_response(lambda r: prefix + "0/" in r.url) as resp:
+        page.locator(tid("time-slider")).press("ArrowLeft")
+    assert resp.value.status == 200
+    assert "no data" in page.inner_text(tid("time-label"))
+    page.locator(tid("time-slider")).press("ArrowRight")
+
+    # the preset picker offers the API's presets; a new one is asked for in the tile URLs
+    info = api(platform).get(f"/tiles/{window['id']}").json()
+    presets = next(layer["presets"] for layer in info["layers"] if layer["name"] == "s2")
+    options = page.locator(f"{tid('preset-select')} option").all_inner_texts()
+    assert options == presets and len(presets) >= 2
+    with page.expect_response(lambda r: f"preset={presets[1]}" in r.url) as resp:
+        page.select_option(tid("preset-select"), presets[1])
+    assert resp.value.status == 200 and prefix + "1/" in resp.value.url
+    assert resp.value.headers["content-type"] == "image/png"
+
+    page.click(tid("sign-out"))
+    page.wait_for_url(re.compile("#/signin$"))
+    assert page.evaluate("localStorage.getItem('earthplat.key')") is None
+
+
+def test_draw_save_edit_and_delete_a_polygon(page, platform):
+    from shapely.geometry import box, shape
+
+    window = platform["windows"][1]
+    client = api(platform)
+    sign_in(page, platform, platform["keys"]["labeler"])
+    open_window(page, platform, window)
+    page.check(tid("class-1"))  # water
+    draw_polygon(page, [(-60, -50), (60, -50), (70, 40), (-50, 50)])
+    assert summary(page).startswith("1 annotation(s), 1 unsaved")
+    page.click(tid("save"))
+    wait_summary(page, "1 annotation(s), 0 unsaved")
+
+    (ann,) = client.get(f"/windows/{window['id']}/annotations").json()
+    assert ann["class_value"] == 1 and ann["version"] == 1
+    geom = shape(ann["geometry"])
+    assert ann["geometry"]["type"] == "Polygon" and geom.is_valid and geom.area > 0
+    lons, lats = zip(*ann["geometry"]["coordinates"][0], strict=True)
+    assert all(-180 <= x <= 180 for x in lons) and all(-90 <= y <= 90 for y in lats)
+    bounds = client.get(f"/tiles/{window['id']}").json()["bounds"]
+    assert box(*bounds).buffer(1e-9).contains(geom), (geom.bounds, bounds)
+    assert client.get(f"/windows/{window['id']}").json()["status"] == "in_progress"
+
+    # edit: select it, change its class, save -> version 2
+    select_at(page, 0, 0)
+    page.check(tid("class-0"))
+    assert "1 unsaved" in summary(page)
+    page.click(tid("save"))
+    wait_summary(page, "1 annotation(s), 0 unsaved")
+    (ann,) = client.get(f"/windows/{window['id']}/annotations").json()
+    assert ann["class_value"] == 0 and ann["version"] == 2
+
+    # a point, then delete the polygon
+    page.click(tid("tool-point"))
+    page.check(tid("class-1"))
+    map_click(page, 90, 90)
+    page.click(tid("save"))
+    wait_summary(page, "2 annotation(s), 0 unsaved")
+    select_at(page, 0, 0)
+    page.click(tid("delete-selected"))
+    wait_summary(page, "1 annotation(s), 0 unsaved, 0 selected")
+    (left,) = client.get(f"/windows/{window['id']}/annotations").json()
+    assert left["geometry"]["type"] == "Point" and left["class_value"] == 1
+    assert box(*bounds).contains(shape(left["geometry"]))
+
+
+def test_stale_save_shows_the_conflict_and_overwrites_nothing(page, platform):
+    from shapely.geometry import shape
+
+    window = platform["windows"][2]
+    client = api(platform)
+    c = shape(window["geometry"]).centroid
+    d = 0.0008  # ~80 m: inside the 640 m window
+    ring = [[c.x - d, c.y - d], [c.x + d, c.y - d], [c.x + d, c.y + d], [c.x - d, c.y + d]]
+    polygon = {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+    r = client.post(
+        f"/windows/{window['id']}/annotations", json={"geometry": polygon, "class_value": 1}
+    )
+    assert r.status_code == 201, r.text
+    ann_id = r.json()["id"]
+
+    sign_in(page, platform, platform["keys"]["labeler"])
+    open_window(page, platform, window)
+    assert summary(page).startswith("1 annotation(s)")
+    select_at(page, 0, 0)
+    page.check(tid("class-0"))  # the UI's change (from version 1) ...
+
+    theirs = api(platform, "admin").patch(  # ... while someone else saves version 2
+        f"/annotations/{ann_id}",
+        json={"properties": {"note": "theirs"}},
+        headers={"If-Match": '"1"'},
+    )
+    assert theirs.status_code == 200 and theirs.json()["version"] == 2
+
+    page.click(tid("save"))
+    page.wait_for_selector(tid("error-detail"))
+    assert "changed by someone else" in page.inner_text(tid("error-detail"))
+    assert "Reload" in page.inner_text(tid("error-fix"))
+    now = client.get(f"/annotations/{ann_id}").json()
+    assert now["version"] == 2 and now["class_value"] == 1
+    assert now["properties"] == {"note": "theirs"}
+
+    page.click(tid("conflict-reload"))
+    wait_summary(page, "1 annotation(s), 0 unsaved")
+    assert page.locator(tid("error")).is_hidden()
+
+
+def test_submit_then_review_in_the_browser(page, platform):
+    window = platform["windows"][0]
+    pid = platform["project"]["id"]
+    labeler = api(platform)
+    from shapely.geometry import mapping, shape
+
+    point = mapping(shape(window["geometry"]).centroid)
+    r = labeler.post(
+        f"/windows/{window['id']}/annotations", json={"geometry": point, "class_value": 1}
+    )
+    assert r.status_code == 201, r.text
+
+    sign_in(page, platform, platform["keys"]["labeler"])
+    open_window(page, platform, window)
+    page.click(tid("submit"))
+    page.wait_for_selector(f"{tid('status')}:text('submitted')")
+    assert page.locator(tid("locked")).is_visible()
+    assert labeler.get(f"/windows/{window['id']}").json()["status"] == "submitted"
+    page.goto(f"{platform['base']}/#/projects/{pid}")
+    page.wait_for_selector(tid("windows"))
+    assert page.locator(tid("review-link")).count() == 0  # labelers do not review
+
+    page.click(tid("sign-out"))
+    page.fill(tid("api-key"), platform["keys"]["reviewer"])
+    page.click(tid("sign-in"))
+    page.wait_for_url(re.compile("#/projects$"))
+    page.click(tid(f"project-{pid}"))
+    page.click(tid("review-link"))
+    page.click(tid(f"review-{window['id']}"))
+    page.wait_for_selector(tid("accept"))
+    assert page.inner_text(tid("ann-summary")) == "1 annotation(s)"
+    page.fill(tid("review-comment"), "clean water outline")
+    page.click(tid("accept"))
+    page.wait_for_selector(tid("review-empty"))
+
+    reviewer = api(platform, "reviewer")
+    assert reviewer.get(f"/windows/{window['id']}").json()["status"] == "accepted"
+    (review,) = reviewer.get(f"/windows/{window['id']}/reviews").json()
+    assert review["decision"] == "accept" and review["comment"] == "clean water outline"
+
+
+def test_jobs_page_lists_the_materialize_job_and_its_logs(page, platform):
+    pid = platform["project"]["id"]
+    job = platform["job"]
+    sign_in(page, platform, platform["keys"]["reviewer"])
+    page.goto(f"{platform['base']}/#/projects/{pid}")
+    page.click(tid("jobs-link"))
+    row = page.locator(tid(f"job-{job['id']}"))
+    row.wait_for()
+    assert row.locator(tid("job-kind")).inner_text() == "materialize"
+    assert row.locator(tid("status")).inner_text() == "succeeded"
+    assert "100%" in row.inner_text()
+    started = time.monotonic()
+    row.locator(tid(f"logs-{job['id']}")).click()
+    page.wait_for_function(
+        "document.querySelector(\"[data-testid='job-logs']\").innerText.includes('materialised')"
+    )
+    assert time.monotonic() - started < 10
+    assert "s2: 3 materialised" in page.inner_text(tid("job-logs"))
+
+
+def test_next_task_claims_a_window_and_opens_it(page, platform):
+    pid = platform["project"]["id"]
+    labeler = api(platform)
+    me = labeler.get("/users/me").json()
+    sign_in(page, platform, platform["keys"]["labeler"])
+    page.click(tid(f"project-{pid}"))
+    page.click(tid("next-task"))
+    page.wait_for_url(re.compile(rf"#/projects/{pid}/windows/\d+$"))
+    window_id = int(page.url.rsplit("/", 1)[1])
+    page.wait_for_selector(tid("ann-summary"))
+    window = labeler.get(f"/windows/{window_id}").json()
+    assert window["status"] == "in_progress" and window["locked_by"] == me["id"]
+    assert page.inner_text(tid("window-name")) == window["name"]

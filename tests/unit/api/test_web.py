@@ -1,0 +1,51 @@
+"""``api.web``: the built UI is served at ``/`` without shadowing the API; without a build,
+``/`` says how to make one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+KEY = "ep_test_admin_key_0123456789abcdef"
+
+
+@pytest.fixture
+def make_client(tmp_path: Path, monkeypatch):
+    from api.main import create_app
+    from api.settings import Settings
+
+    def make(dist: Path) -> TestClient:
+        monkeypatch.setenv("EARTHPLAT_WEB_DIST", str(dist))
+        settings = Settings(data_dir=tmp_path / "data", admin_key=KEY)
+        return TestClient(create_app(settings))
+
+    return make
+
+
+def test_missing_build_answers_with_a_fix(make_client, tmp_path: Path):
+    with make_client(tmp_path / "nowhere") as client:
+        r = client.get("/")
+        assert r.status_code == 503
+        body = r.json()
+        assert "not built" in body["detail"] and "make web" in body["fix"]
+        assert client.get("/api/v1/health").status_code == 200
+
+
+def test_built_ui_is_served_and_the_api_still_answers(make_client, tmp_path: Path):
+    dist = tmp_path / "dist"
+    (dist / "assets").mkdir(parents=True)
+    (dist / "index.html").write_text("<!doctype html><title>earthplat</title>")
+    (dist / "assets" / "app.js").write_text("console.log('ui')")
+    with make_client(dist) as client:
+        r = client.get("/")
+        assert r.status_code == 200 and "<title>earthplat</title>" in r.text
+        assert client.get("/assets/app.js").text == "console.log('ui')"
+        assert client.get("/api/v1/health").json()["status"] == "ok"
+        assert client.get("/docs").status_code == 200
+        assert client.get("/metrics").status_code == 200
+        r = client.get("/api/v1/projects")  # no key: the API's own JSON error, not a UI file
+        assert r.status_code == 401 and "fix" in r.json()
+        r = client.get("/no-such-file.js")
+        assert r.status_code == 404 and set(r.json()) == {"detail", "fix"}
