@@ -6,6 +6,8 @@ The helpers here (``upload_chip``, ``materialize``) are shared with ``test_tiles
 from __future__ import annotations
 
 import io
+import shutil
+import tarfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -379,7 +381,7 @@ def test_finetune_job_registers_a_model_then_inference_cog_downloads(big_client,
     assert r.status_code == 404 and "no model 99999" in r.json()["detail"]
 
 
-def test_export_dataset_job_writes_a_finetuning_dataset(big_client, shared_data):
+def test_export_dataset_job_writes_a_finetuning_dataset(big_client, shared_data, tmp_path):
     """The third export: accepted annotations -> an earthplat dataset the fine-tuning data module
     loads, with the real hand labels rasterized back onto each window's grid."""
     from earthplat.data.finetune import FinetuneDataConfig, FinetuneDataModule
@@ -400,8 +402,20 @@ def test_export_dataset_job_writes_a_finetuning_dataset(big_client, shared_data)
     assert job["status"] == "succeeded", job["message"]
     result = job["result"]
     assert result["classes"] and result["inputs"]
+    # the dataset downloads as one archive and loads wherever it is unpacked
+    arts = {
+        a["name"]: a
+        for a in client.get(f"/api/v1/jobs/{job['id']}/artifacts", headers=ADMIN).json()
+    }
+    raw = client.get(arts["dataset.tar.gz"]["url"], headers=ADMIN)
+    assert raw.status_code == 200
+    unpacked = tmp_path / "download"
+    with tarfile.open(fileobj=io.BytesIO(raw.content), mode="r:gz") as tar:
+        tar.extractall(unpacked, filter="data")
+    (top,) = list(unpacked.iterdir())
+    shutil.rmtree(result["path"])  # the server's copy is gone: only the download is read
     cfg = FinetuneDataConfig(
-        path=result["path"],
+        path=str(top),
         task="segmentation",
         inputs=result["inputs"],
         label=result["label"],
