@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Response, status
 
 from api import auth
-from api.deps import CurrentUser, PathId, SessionDep
+from api.deps import CurrentUser, PathId, SessionDep, SettingsDep
 from api.schemas.projects import (
     MemberPublic,
     MemberUpdate,
@@ -51,9 +51,13 @@ def update_project(
 
 
 @router.delete("/projects/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_project(project_id: PathId, session: SessionDep, user: CurrentUser) -> Response:
+def delete_project(
+    project_id: PathId, session: SessionDep, user: CurrentUser, settings: SettingsDep
+) -> Response:
+    """Delete the project and its files (409 while a job of its is queued or running);
+    registered models are kept, their files moved under ``DATA_DIR/models``."""
     auth.require(session, user=user, project_id=project_id, permission="manage")
-    svc.delete_project(session, project_id=project_id)
+    svc.delete_project(session, project_id=project_id, data_dir=settings.data_dir)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import shutil
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.database import utcnow
-from labeling.models import ROLES, Project, ProjectMember, User
+from labeling.models import ROLES, ModelEntry, Project, ProjectMember, User
 from labeling.services.errors import ConflictError, InvalidInputError, NotFoundError
 
 
@@ -57,10 +60,74 @@ def update_project(session: Session, *, project_id: int, changes: dict[str, Any]
     return project
 
 
-def delete_project(session: Session, *, project_id: int) -> None:
+log = logging.getLogger("earthplat.projects")
+ACTIVE_JOB_STATUSES = ("queued", "running")
+
+
+def delete_project(session: Session, *, project_id: int, data_dir: Path | None = None) -> None:
+    """Delete a project, its rows (windows, annotations, jobs ... cascade) and, given the
+    platform's ``data_dir``, its files under ``data_dir/projects/ID``.
+
+    Refused (409) while any of its jobs is queued or running. Registered models outlive the
+    project: each one whose files live under the project directory is first copied to
+    ``data_dir/models/ID`` and its registry paths are rewritten, in the same transaction as the
+    deletion; the project directory is removed only after that transaction commits, so a
+    failure at any point loses no model and leaves no row pointing at deleted files."""
+    from api.jobs.models import Job
+
     project = get_project(session, project_id=project_id)
+    active = session.scalars(
+        select(Job.id).where(Job.project_id == project_id, Job.status.in_(ACTIVE_JOB_STATUSES))
+    ).all()
+    if active:
+        raise ConflictError(
+            f"project {project_id} has {len(active)} queued or running job(s): {list(active)}",
+            fix="cancel them (POST /api/v1/jobs/{id}/cancel), wait until they stop, and retry",
+        )
+    project_dir = None
+    if data_dir is not None:
+        project_dir = Path(data_dir).expanduser().resolve() / "projects" / str(project_id)
+        models = session.scalars(select(ModelEntry).where(ModelEntry.project_id == project_id))
+        for entry in models:
+            _keep_model_files(entry, project_dir, project_dir.parent.parent / "models")
     session.delete(project)
     session.commit()
+    if project_dir is not None and project_dir.is_dir():
+        try:
+            shutil.rmtree(project_dir)
+        except OSError as e:  # the rows are gone; a leftover directory is only disk space
+            log.warning(
+                "project %s deleted, but removing %s failed: %s", project_id, project_dir, e
+            )
+
+
+def _keep_model_files(entry: ModelEntry, project_dir: Path, models_dir: Path) -> None:
+    """Copy the model's run (or export) dir out of ``project_dir`` and rewrite its paths."""
+    inside = [
+        Path(p).resolve()
+        for p in (entry.run_dir, entry.model_dir)
+        if p and Path(p).resolve().is_relative_to(project_dir)
+    ]
+    if not inside:
+        return
+    src = inside[0]  # the run dir holds the export (run_dir/model), so it goes first
+    dst = models_dir / str(entry.id) / src.name
+    if src.is_dir() and not dst.exists():
+        shutil.copytree(src, dst)
+
+    def moved(path: str | None) -> str | None:
+        """The path after the copy; ``None`` for other project files (they are deleted)."""
+        if not path:
+            return path
+        p = Path(path).resolve()
+        if p.is_relative_to(src):
+            return str(dst / p.relative_to(src))
+        return None if p.is_relative_to(project_dir) else path
+
+    entry.run_dir, entry.model_dir = moved(entry.run_dir), moved(entry.model_dir)
+    entry.artifacts = {
+        k: moved(v) if isinstance(v, str) else v for k, v in (entry.artifacts or {}).items()
+    }
 
 
 def set_member(session: Session, *, project_id: int, user_id: int, role: str) -> ProjectMember:
