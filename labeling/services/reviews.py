@@ -35,9 +35,17 @@ def _transition(session: Session, window_id: int, frm: tuple[str, ...], to: str,
 
 def submit(session: Session, *, window_id: int) -> WindowRecord:
     """in_progress -> submitted (releases the labeller's lock)."""
-    _transition(
-        session, window_id, ("in_progress",), "submitted", locked_by=None, locked_until=None
-    )
+    try:
+        _transition(
+            session, window_id, ("in_progress",), "submitted", locked_by=None, locked_until=None
+        )
+    except ConflictError as e:
+        if "is rejected" not in str(e):
+            raise
+        raise ConflictError(
+            f"window {window_id} was rejected and its labels have not changed since",
+            fix="fix its annotations first (any edit returns it to in_progress), then submit",
+        ) from e
     session.commit()
     return session.get(WindowRecord, window_id, populate_existing=True)
 

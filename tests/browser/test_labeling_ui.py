@@ -399,3 +399,67 @@ def test_next_task_claims_a_window_and_opens_it(page, platform):
     window = labeler.get(f"/windows/{window_id}").json()
     assert window["status"] == "in_progress" and window["locked_by"] == me["id"]
     assert page.inner_text(tid("window-name")) == window["name"]
+
+
+def test_reject_shows_the_reason_and_the_labeler_fixes_and_resubmits(page, platform):
+    window = platform["windows"][2]
+    pid = platform["project"]["id"]
+    labeler = api(platform)
+    from shapely.geometry import mapping, shape
+
+    point = mapping(shape(window["geometry"]).centroid)
+    r = labeler.post(
+        f"/windows/{window['id']}/annotations", json={"geometry": point, "class_value": 0}
+    )
+    assert r.status_code == 201, r.text
+    assert labeler.post(f"/windows/{window['id']}/submit").json()["status"] == "submitted"
+    n_before = len(labeler.get(f"/windows/{window['id']}/annotations").json())
+
+    sign_in(page, platform, platform["keys"]["reviewer"])
+    page.goto(f"{platform['base']}/#/projects/{pid}/review/{window['id']}")
+    page.wait_for_selector(tid("reject"))
+    page.fill(tid("review-comment"), "the river is water, not land")
+    page.click(tid("reject"))
+    page.wait_for_url(re.compile(f"#/projects/{pid}/review$"))
+    assert labeler.get(f"/windows/{window['id']}").json()["status"] == "rejected"
+
+    page.click(tid("sign-out"))
+    page.fill(tid("api-key"), platform["keys"]["labeler"])
+    page.click(tid("sign-in"))
+    page.wait_for_url(re.compile("#/projects$"))
+    open_window(page, platform, window)
+    assert "the river is water, not land" in page.inner_text(tid("rejection"))
+    assert page.locator(tid("save")).is_visible()  # a rejected window is editable again
+    # the fix: outline the water; saving moves the window back to in_progress
+    page.check(tid("class-1"))
+    draw_polygon(page, [(-40, -40), (40, -40), (40, 40), (-40, 40)])
+    page.click(tid("save"))
+    wait_summary(page, f"{n_before + 1} annotation(s), 0 unsaved")
+    assert labeler.get(f"/windows/{window['id']}").json()["status"] == "in_progress"
+    page.click(tid("submit"))
+    page.wait_for_selector(f"{tid('status')}:text('submitted')")
+    assert not page.locator(tid("rejection")).is_visible()
+    assert labeler.get(f"/windows/{window['id']}").json()["status"] == "submitted"
+    decisions = [x["decision"] for x in labeler.get(f"/windows/{window['id']}/reviews").json()]
+    assert decisions == ["reject"]
+
+
+def test_a_viewer_sees_imagery_and_labels_but_cannot_edit(page, platform):
+    window = platform["windows"][1]
+    pid = platform["project"]["id"]
+    _, headers = make_user(platform["client"], "ui-viewer", project_id=pid, role="viewer")
+    viewer_key = headers["Authorization"].split()[1]
+    before = api(platform, "admin").get(f"/windows/{window['id']}/annotations").json()
+
+    sign_in(page, platform, viewer_key)
+    page.goto(f"{platform['base']}/#/projects/{pid}")
+    page.wait_for_selector(tid("windows"))
+    assert page.locator(tid("review-link")).count() == 0
+    open_window(page, platform, window)
+    assert page.locator(tid("locked")).is_visible()
+    for control in ("save", "submit", "tool-polygon", "delete-selected"):
+        assert not page.locator(tid(control)).is_visible(), control
+    summary_text = summary(page)
+    assert summary_text.startswith(f"{len(before)} annotation(s)"), summary_text
+    after = api(platform, "admin").get(f"/windows/{window['id']}/annotations").json()
+    assert after == before

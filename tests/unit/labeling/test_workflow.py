@@ -21,6 +21,9 @@ def test_status_machine(session, windows):
     with pytest.raises(ConflictError, match="submitted"):
         reviews.submit(session, window_id=w)
     reviews.review(session, window_id=w, reviewer_id=1, decision="reject", comment="no")
+    with pytest.raises(ConflictError, match="was rejected") as e:  # unchanged: say what to do
+        reviews.submit(session, window_id=w)
+    assert "fix its annotations first" in e.value.fix
     # rejected goes back to in_progress when claimed again
     again = assignments.next_task(session, project_id=1, user_id=alice.id, lock_minutes=5)
     assert again.id == w and again.status == "in_progress"

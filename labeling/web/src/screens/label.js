@@ -13,16 +13,31 @@ import { clearError, guard, h, mount, notice, showError, statusBadge } from "../
 
 const EDITABLE = ["unlabeled", "in_progress", "rejected"];
 
-/** Load what a window view needs: project, window, tile metadata, annotations, role. */
+/** Load what a window view needs: project, window, tile metadata, annotations, role and
+ * reviews (the latest one explains a rejection). */
 export async function loadWindow(pid, wid) {
-  const [project, window, info, annotations, role] = await Promise.all([
+  const [project, window, info, annotations, role, reviews] = await Promise.all([
     api(`/projects/${pid}`),
     api(`/windows/${wid}`),
     api(`/tiles/${wid}`),
     api(`/windows/${wid}/annotations`),
     projectRole(pid),
+    api(`/windows/${wid}/reviews`),
   ]);
-  return { project, window, info, annotations, role };
+  return { project, window, info, annotations, role, reviews };
+}
+
+/** The last review's verdict, shown while the window is rejected. */
+function verdict(w, reviews) {
+  const last = reviews.at(-1);
+  if (w.status !== "rejected" || !last) return null;
+  return h(
+    "p.rejected",
+    { testid: "rejection" },
+    "Rejected by the reviewer",
+    last.comment ? `: "${last.comment}"` : ".",
+    " Fix the labels and submit again.",
+  );
 }
 
 export function crumbs(project, label) {
@@ -48,11 +63,13 @@ export async function labelScreen(pid, wid) {
   const statusEl = h("span", {}, statusBadge(win.status));
   const summary = h("p.muted", { testid: "ann-summary" });
   const tools = h("div.tools");
+  const rejection = verdict(win, data.reviews);
   const panel = h(
     "aside.panel",
     {},
     h("h2", { testid: "window-name" }, win.name),
     h("p", {}, "Status: ", statusEl),
+    rejection,
   );
   mount(crumbs(project, win.name), h("div.workspace", {}, mapDiv, panel));
   const wm = createWindowMap(mapDiv, { window: win, classes: project.classes });
@@ -252,6 +269,7 @@ export async function labelScreen(pid, wid) {
   function setWindow(w) {
     win = w;
     statusEl.replaceChildren(statusBadge(w.status));
+    if (rejection) rejection.hidden = w.status !== "rejected";
     const editable = EDITABLE.includes(w.status) && role !== "viewer";
     tools.hidden = !editable;
     locked.hidden = editable;
