@@ -1,7 +1,9 @@
 """The browser UI: ``labeling/web/dist`` (built by ``make web``) served at ``/``.
 
-The built files are mounted last, so ``/api/v1``, ``/docs``, ``/metrics`` and the API's own
-routes win; everything else is a file of the UI (hash routing: the UI needs no server routes).
+Only what the build holds is routed: ``/`` (``index.html``), each top-level file, and each
+top-level directory (``/assets/...``) as static files. Nothing is mounted at ``/`` itself, so
+the API keeps its own answers everywhere else (404s, 405s, trailing-slash redirects); the UI
+uses hash routing and needs no server routes.
 ``EARTHPLAT_WEB_DIST`` points elsewhere (e.g. a UI built in a container stage). Without a
 build, ``/`` answers a JSON ``{detail, fix}`` that says how to build it.
 """
@@ -12,7 +14,7 @@ import os
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 DEFAULT_DIST = Path(__file__).resolve().parents[1] / "labeling" / "web" / "dist"
@@ -28,7 +30,15 @@ def mount_web(app: FastAPI, dist: Path | None = None) -> bool:
     """Serve the built UI at ``/`` (call after every router); returns whether it was found."""
     dist = dist or web_dist()
     if (dist / "index.html").is_file():
-        app.mount("/", StaticFiles(directory=dist, html=True), name="web")
+        taken = {getattr(r, "path", None) for r in app.routes}
+        for item in sorted(dist.iterdir()):
+            route = "/" if item.name == "index.html" else f"/{item.name}"
+            if route in taken or item.name.startswith("."):
+                continue  # never shadow an API route
+            if item.is_dir():
+                app.mount(route, StaticFiles(directory=item), name=f"web-{item.name}")
+            elif item.is_file():
+                app.add_api_route(route, _file_route(item), include_in_schema=False)
         return True
 
     @app.get("/", include_in_schema=False)
@@ -43,3 +53,10 @@ def mount_web(app: FastAPI, dist: Path | None = None) -> bool:
         )
 
     return False
+
+
+def _file_route(path: Path):
+    def serve() -> FileResponse:
+        return FileResponse(path)
+
+    return serve

@@ -161,7 +161,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.lr is not None:
         overrides["model.optimizer.lr"] = args.lr
     for item in args.set:
-        key, _, value = item.partition("=")
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            parser.error(f"--set {item!r}: write KEY=VALUE, e.g. model.head.pixel_skip=32")
         overrides[key] = yaml.safe_load(value)
 
     t0 = time.perf_counter()

@@ -310,5 +310,7 @@ def build_head(
         )
     dense = task in ("segmentation", "pixel_regression", "detection")
     if cfg.get("pixel_skip"):
+        if name != "upernet":
+            raise EarthplatError(f"pixel_skip is an option of the upernet head, not of {name!r}")
         cfg["in_pixels"] = in_pixels
     return HEADS[name](backbone, num_outputs, dense, **cfg)

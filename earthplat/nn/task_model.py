@@ -220,8 +220,8 @@ def run_checkpoint(run_dir: Path) -> Path:
     metrics = run_dir / "metrics.json"
     if metrics.exists():
         best = json.loads(metrics.read_text()).get("best_checkpoint")
-        if best and Path(best).exists():
-            return Path(best)
+        if best and (run_dir / best).exists():  # relative to the run dir (or absolute)
+            return run_dir / best
     last = run_dir / "checkpoints" / "last.ckpt"
     if last.exists():
         return last

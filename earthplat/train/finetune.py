@@ -152,20 +152,27 @@ def _fit_and_export(cli) -> FinetuneResult:
         trainer.save_checkpoint(last)
     best = best_checkpoint(trainer)
     if best is not None:  # evaluate and export the best weights, not the last
-        state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
-        module.load_state_dict(state)
         print(f"evaluating and exporting the best checkpoint, {best}")
     metrics: dict[str, float] = {}
+    loaded = False
     for stage, run_stage in (("val", trainer.validate), ("test", trainer.test)):
         if not _has_split(dm, stage):
             continue
-        for results in run_stage(module, datamodule=dm, verbose=False):
+        # the strategy restores the weights on every rank (sharded checkpoints included)
+        ckpt = str(best) if best is not None else None
+        for results in run_stage(module, datamodule=dm, verbose=False, ckpt_path=ckpt):
             metrics.update({k: float(v) for k, v in results.items() if k.startswith(stage)})
+        loaded = True
+    if best is not None and not loaded:
+        state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
+        module.load_state_dict(state)
     model_dir = run_dir / "model"
     if trainer.is_global_zero:
         export_task_model(module.model, model_dir)
         record: dict[str, Any] = dict(metrics)
-        if best is not None:
-            record["best_checkpoint"] = str(best)
+        if best is not None:  # relative: the run dir may move (project deletion keeps models)
+            record["best_checkpoint"] = (
+                str(best.relative_to(run_dir)) if best.is_relative_to(run_dir) else str(best)
+            )
         (run_dir / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True))
     return FinetuneResult(run_dir, last, metrics, model_dir, best)

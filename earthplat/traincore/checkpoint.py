@@ -61,7 +61,7 @@ class CheckpointConfig:
         every checkpoint, so a resumed run keeps comparing against it."""
         if self.monitor is None:
             return None
-        return ModelCheckpoint(
+        return BestCheckpoint(
             dirpath=Path(run_dir) / self.dirname,
             filename=BEST,
             auto_insert_metric_name=False,
@@ -77,13 +77,45 @@ BEST = "best"
 """File stem of the best checkpoint (``checkpoints/best.ckpt``)."""
 
 
+class BestCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` keeping one ``best.ckpt``, whose tracker state survives a resume.
+
+    A periodic ``last.ckpt`` is written before the validation of the same step runs, so the
+    tracker state it carries can miss the newest best. ``best.ckpt`` carries its own state
+    (written after that validation), so on restore the better of the two is kept; without
+    this a resumed run could overwrite a better ``best.ckpt`` with a worse score."""
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        saved = self._state_in_best_file()
+        if saved is not None and self._better(saved.get("best_model_score")):
+            super().load_state_dict(saved)
+
+    def _state_in_best_file(self) -> dict | None:
+        import torch
+
+        path = Path(self.dirpath or "") / f"{BEST}{self.FILE_EXTENSION}"
+        if not path.is_file():  # absent, or a sharded (directory) checkpoint
+            return None
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        return (ckpt.get("callbacks") or {}).get(self.state_key)
+
+    def _better(self, score) -> bool:
+        if score is None:
+            return False
+        if self.best_model_score is None or not self.best_model_path:
+            return True
+        if self.mode == "max":
+            return bool(score > self.best_model_score)
+        return bool(score < self.best_model_score)
+
+
 def best_checkpoint(trainer) -> Path | None:
-    """The best checkpoint a ``CheckpointConfig.build_best`` tracker wrote in this run, if any."""
+    """The best checkpoint a ``CheckpointConfig.build_best`` tracker wrote in this run, if any
+    (the same answer on every rank: the tracker's path is broadcast from rank 0)."""
     for cb in trainer.checkpoint_callbacks:
-        if cb.monitor not in (None, "step") and cb.best_model_path:
-            path = Path(cb.best_model_path)
-            if path.exists():
-                return path
+        if isinstance(cb, BestCheckpoint) and cb.best_model_path:
+            return Path(cb.best_model_path)
     return None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -68,17 +69,21 @@ def delete_project(session: Session, *, project_id: int, data_dir: Path | None =
     """Delete a project, its rows (windows, annotations, jobs ... cascade) and, given the
     platform's ``data_dir``, its files under ``data_dir/projects/ID``.
 
-    Refused (409) while any of its jobs is queued or running. Registered models outlive the
-    project: each one whose files live under the project directory is first copied to
-    ``data_dir/models/ID`` and its registry paths are rewritten, in the same transaction as the
-    deletion; the project directory is removed only after that transaction commits, so a
-    failure at any point loses no model and leaves no row pointing at deleted files."""
+    Refused (409) while any of its jobs is queued or running under a live lease (the project
+    row is locked first, so a job cannot be enqueued between the check and the delete).
+    Registered models outlive the project: the files of each one that live under the project
+    directory are first linked (or copied) into ``data_dir/models/ID`` and its registry paths
+    rewritten, in the same transaction as the deletion; the project directory is removed only
+    after that commits, so a failure at any point loses no model and leaves no row pointing at
+    deleted files."""
     from api.jobs.models import Job
 
-    project = get_project(session, project_id=project_id)
-    active = session.scalars(
-        select(Job.id).where(Job.project_id == project_id, Job.status.in_(ACTIVE_JOB_STATUSES))
-    ).all()
+    get_project(session, project_id=project_id)
+    session.execute(select(Project.id).where(Project.id == project_id).with_for_update())
+    live = (Job.status == "queued") | (
+        (Job.status == "running") & (Job.lease_expires_at >= utcnow())
+    )  # a running job whose lease expired has no worker left; it cannot write any more
+    active = session.scalars(select(Job.id).where(Job.project_id == project_id, live)).all()
     if active:
         raise ConflictError(
             f"project {project_id} has {len(active)} queued or running job(s): {list(active)}",
@@ -90,7 +95,7 @@ def delete_project(session: Session, *, project_id: int, data_dir: Path | None =
         models = session.scalars(select(ModelEntry).where(ModelEntry.project_id == project_id))
         for entry in models:
             _keep_model_files(entry, project_dir, project_dir.parent.parent / "models")
-    session.delete(project)
+    session.delete(session.get(Project, project_id))
     session.commit()
     if project_dir is not None and project_dir.is_dir():
         try:
@@ -101,27 +106,48 @@ def delete_project(session: Session, *, project_id: int, data_dir: Path | None =
             )
 
 
+def _link_or_copy(src: str, dst: str) -> None:
+    """A hard link (instant, no extra space; the file survives the project's rmtree), or a
+    copy across file systems."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def _keep_model_files(entry: ModelEntry, project_dir: Path, models_dir: Path) -> None:
-    """Copy the model's run (or export) dir out of ``project_dir`` and rewrite its paths."""
-    inside = [
-        Path(p).resolve()
-        for p in (entry.run_dir, entry.model_dir)
-        if p and Path(p).resolve().is_relative_to(project_dir)
-    ]
-    if not inside:
-        return
-    src = inside[0]  # the run dir holds the export (run_dir/model), so it goes first
-    dst = models_dir / str(entry.id) / src.name
-    if src.is_dir() and not dst.exists():
-        shutil.copytree(src, dst)
+    """Move the model's files out of ``project_dir`` (run dir, export dir, artifacts) into
+    ``models_dir/ID`` and rewrite its paths; other project files it names become ``None``."""
+    inside = sorted(
+        {
+            Path(p).resolve()
+            for p in (entry.run_dir, entry.model_dir)
+            if p and Path(p).resolve().is_relative_to(project_dir)
+        },
+        key=lambda p: len(p.parts),
+    )
+    roots: list[Path] = []  # outermost first: a run dir also holds its export (run_dir/model)
+    for p in inside:
+        if not any(p.is_relative_to(r) for r in roots):
+            roots.append(p)
+    target = models_dir / str(entry.id)
+    moves: dict[Path, Path] = {}
+    for i, src in enumerate(roots):
+        dst = target / (src.name if i == 0 else f"{i}-{src.name}")
+        if src.is_dir() and not dst.is_dir():
+            partial = dst.with_name(dst.name + ".partial")  # never trust a half copy
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.copytree(src, partial, symlinks=True, copy_function=_link_or_copy)
+            partial.rename(dst)
+        moves[src] = dst
 
     def moved(path: str | None) -> str | None:
-        """The path after the copy; ``None`` for other project files (they are deleted)."""
         if not path:
             return path
         p = Path(path).resolve()
-        if p.is_relative_to(src):
-            return str(dst / p.relative_to(src))
+        for src, dst in moves.items():
+            if p.is_relative_to(src):
+                return str(dst / p.relative_to(src))
         return None if p.is_relative_to(project_dir) else path
 
     entry.run_dir, entry.model_dir = moved(entry.run_dir), moved(entry.model_dir)

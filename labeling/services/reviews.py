@@ -40,7 +40,8 @@ def submit(session: Session, *, window_id: int) -> WindowRecord:
             session, window_id, ("in_progress",), "submitted", locked_by=None, locked_until=None
         )
     except ConflictError as e:
-        if "is rejected" not in str(e):
+        status = session.scalar(select(WindowRecord.status).where(WindowRecord.id == window_id))
+        if status != "rejected":
             raise
         raise ConflictError(
             f"window {window_id} was rejected and its labels have not changed since",

@@ -88,3 +88,28 @@ def test_delete_removes_files_keeps_models_and_waits_for_jobs(big_client, shared
     assert model["artifacts"]["elsewhere"] == "/not/in/the/project"
     loaded = load_task_model(model["model_dir"])
     assert loaded.spec.inputs == {"sentinel2_l1c": ["B03", "B08"]}
+
+
+def test_a_running_job_whose_worker_died_does_not_block_deletion(big_client):  # noqa: F811
+    from datetime import timedelta
+
+    from api.database import utcnow
+    from api.jobs.models import Job
+
+    client = big_client
+    pid = make_project(client, name="orphaned-job")["id"]
+    r = client.post(
+        f"/api/v1/projects/{pid}/jobs", json={"kind": "steps", "payload": {}}, headers=ADMIN
+    )
+    job_id = r.json()["id"]
+    with client.app_state.session_factory() as s:
+        job = s.get(Job, job_id)
+        job.status, job.worker_id = "running", "dead-worker"
+        job.lease_expires_at = utcnow() + timedelta(minutes=5)
+        s.commit()
+    assert client.delete(f"/api/v1/projects/{pid}", headers=ADMIN).status_code == 409  # alive
+    with client.app_state.session_factory() as s:
+        s.get(Job, job_id).lease_expires_at = utcnow() - timedelta(minutes=1)
+        s.commit()
+    assert client.delete(f"/api/v1/projects/{pid}", headers=ADMIN).status_code == 204
+    assert client.get(f"/api/v1/jobs/{job_id}", headers=ADMIN).status_code == 404

@@ -38,6 +38,9 @@ def test_built_ui_is_served_and_the_api_still_answers(make_client, tmp_path: Pat
     (dist / "assets").mkdir(parents=True)
     (dist / "index.html").write_text("<!doctype html><title>earthplat</title>")
     (dist / "assets" / "app.js").write_text("console.log('ui')")
+    (dist / "favicon.svg").write_text("<svg/>")
+    (tmp_path / "secret.txt").write_text("top secret")
+    (dist / "metrics").write_text("a UI file must never shadow an API route")
     with make_client(dist) as client:
         r = client.get("/")
         assert r.status_code == 200 and "<title>earthplat</title>" in r.text
@@ -49,3 +52,11 @@ def test_built_ui_is_served_and_the_api_still_answers(make_client, tmp_path: Pat
         assert r.status_code == 401 and "fix" in r.json()
         r = client.get("/no-such-file.js")
         assert r.status_code == 404 and set(r.json()) == {"detail", "fix"}
+        assert client.get("/favicon.svg").text == "<svg/>"
+        assert "shadow" not in client.get("/metrics").text
+        # the API's own routing is untouched by the UI: redirects and 405s stay
+        r = client.get("/api/v1/projects/", follow_redirects=False)
+        assert r.status_code == 307
+        assert client.post("/api/v1/health").status_code == 405
+        r = client.get("/assets/%2e%2e/%2e%2e/secret.txt")  # no escape from the build dir
+        assert r.status_code == 404 and "top secret" not in r.text

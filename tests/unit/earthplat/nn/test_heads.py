@@ -70,6 +70,8 @@ def test_head_refuses_a_task_it_does_not_serve():
         TaskModel(make_spec("classification", "upernet"))
     with pytest.raises(EarthplatError, match="unknown head"):
         TaskModel(make_spec("classification", "nope"))
+    with pytest.raises(EarthplatError, match="option of the upernet head"):
+        TaskModel(make_spec("segmentation", "linear", head_kwargs={"pixel_skip": 8}))
 
 
 def test_centernet_decode_places_boxes_in_input_pixels():
