@@ -130,6 +130,14 @@ def sign_in(page, platform, key: str) -> None:
     page.wait_for_url(re.compile("#/projects$"))
 
 
+def switch_user(page, key: str) -> None:
+    """Sign out through the UI and sign in again with another key."""
+    page.click(tid("sign-out"))
+    page.fill(tid("api-key"), key)
+    page.click(tid("sign-in"))
+    page.wait_for_url(re.compile("#/projects$"))
+
+
 def open_window(page, platform, window: dict) -> None:
     pid = platform["project"]["id"]
     page.goto(f"{platform['base']}/#/projects/{pid}/windows/{window['id']}")
@@ -347,10 +355,7 @@ def test_submit_then_review_in_the_browser(page, platform):
     page.wait_for_selector(tid("windows"))
     assert page.locator(tid("review-link")).count() == 0  # labelers do not review
 
-    page.click(tid("sign-out"))
-    page.fill(tid("api-key"), platform["keys"]["reviewer"])
-    page.click(tid("sign-in"))
-    page.wait_for_url(re.compile("#/projects$"))
+    switch_user(page, platform["keys"]["reviewer"])
     page.click(tid(f"project-{pid}"))
     page.click(tid("review-link"))
     page.click(tid(f"review-{window['id']}"))
@@ -423,10 +428,7 @@ def test_reject_shows_the_reason_and_the_labeler_fixes_and_resubmits(page, platf
     page.wait_for_url(re.compile(f"#/projects/{pid}/review$"))
     assert labeler.get(f"/windows/{window['id']}").json()["status"] == "rejected"
 
-    page.click(tid("sign-out"))
-    page.fill(tid("api-key"), platform["keys"]["labeler"])
-    page.click(tid("sign-in"))
-    page.wait_for_url(re.compile("#/projects$"))
+    switch_user(page, platform["keys"]["labeler"])
     open_window(page, platform, window)
     assert "the river is water, not land" in page.inner_text(tid("rejection"))
     assert page.locator(tid("save")).is_visible()  # a rejected window is editable again
