@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import sys
@@ -31,9 +32,17 @@ def main(payload_path: str, result_dir: str) -> int:
         (out / f"rank{rank}.err").write_text(traceback.format_exc())
         return 1
     finally:
+        # FSDP2/DTensor can keep finished gloo work objects alive; free them while the
+        # interpreter is whole, then tear the groups down
+        gc.collect()
         if dist.is_initialized():
             dist.destroy_process_group()
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    code = main(sys.argv[1], sys.argv[2])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # skip interpreter finalization: gloo threads still holding tensors abort the process there
+    # ("terminate called without an active exception") after the rank's work is done and saved
+    os._exit(code)
