@@ -544,7 +544,7 @@ def _datamodule_class():
     import lightning as L
     from torch.utils.data import DataLoader
 
-    from earthplat.traincore.data import ResumableDataLoader
+    from earthplat.traincore.data import EvalShardSampler, ResumableDataLoader
 
     class FinetuneDataModule(L.LightningDataModule):
         """Train/val/test/predict loaders of Contract A batches (see the module docstring).
@@ -618,7 +618,12 @@ def _datamodule_class():
 
         def _eval_loader(self, split: str):
             ds = FinetuneDataset(self.dataset, self.windows(split), self.config, "eval")
-            return DataLoader(ds, batch_size=self.config.batch_size, **self._kwargs())
+            return DataLoader(
+                ds,
+                batch_size=self.config.batch_size,
+                sampler=EvalShardSampler(ds),  # each data-parallel rank scores its share
+                **self._kwargs(),
+            )
 
         def val_dataloader(self):
             return self._eval_loader("val")

@@ -162,15 +162,19 @@ class TaskModel(nn.Module):
 
 
 # --- save / load -----------------------------------------------------------------------------
-def export_task_model(model: TaskModel, out_dir: str | Path) -> Path:
-    """Write ``model.safetensors`` and ``task.json`` into ``out_dir``."""
+def export_task_model(
+    model: TaskModel, out_dir: str | Path, state: dict[str, torch.Tensor] | None = None
+) -> Path:
+    """Write ``model.safetensors`` and ``task.json`` into ``out_dir``. ``state``: the weights
+    to write instead of ``model.state_dict()`` (e.g. gathered from FSDP2 shards)."""
     from safetensors.torch import save_file
 
     import earthplat
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = model.state_dict() if state is None else state
+    state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     save_file(state, out / WEIGHTS, metadata={"format": "pt"})
     payload = {"spec": model.spec.to_dict(), "earthplat_version": earthplat.__version__}
     (out / SPEC).write_text(json.dumps(payload, indent=2))
@@ -191,6 +195,8 @@ def load_task_model(path: str | Path, map_location: str | torch.device = "cpu") 
 
         extra = json.loads((p / "config.json").read_text())
         return embedding_model(load_encoder(p), extra).to(map_location)
+    if p.is_dir() and (p / ".metadata").exists():  # torch.distributed.checkpoint layout
+        return load_task_model(_sharded_checkpoint(p), map_location)
     if p.is_dir():
         return load_task_model(run_checkpoint(p), map_location)
     if p.is_file():
@@ -226,6 +232,17 @@ def run_checkpoint(run_dir: Path) -> Path:
     if last.exists():
         return last
     raise EarthplatError(f"{run_dir} holds no task.json, encoder export or checkpoints/last.ckpt")
+
+
+def _sharded_checkpoint(p: Path) -> Path:
+    """A run's exported model in place of its sharded (FSDP2) checkpoint directory."""
+    run_dir = p.parent.parent if p.parent.name == "checkpoints" else None
+    if run_dir is not None and (run_dir / "model" / SPEC).exists():
+        return run_dir / "model"
+    raise EarthplatError(
+        f"{p} is a sharded (FSDP) checkpoint, which needs its training ranks to load; give "
+        "the run's exported model dir (RUN_DIR/model, written when the run ends) instead"
+    )
 
 
 def embedding_model(encoder, extra: dict | None = None) -> TaskModel:

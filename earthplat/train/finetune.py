@@ -137,6 +137,7 @@ def _fit_and_export(cli) -> FinetuneResult:
 
     from earthplat.nn.task_model import export_task_model
     from earthplat.traincore.checkpoint import best_checkpoint, find_resume_checkpoint
+    from earthplat.traincore.parallel import full_state_dict
 
     trainer, module, dm = cli.trainer, cli.model, cli.datamodule
     run_dir = Path(trainer.default_root_dir)
@@ -167,12 +168,14 @@ def _fit_and_export(cli) -> FinetuneResult:
         state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
         module.load_state_dict(state)
     model_dir = run_dir / "model"
+    state = full_state_dict(module.model)  # gathers FSDP2 shards: every rank takes part
     if trainer.is_global_zero:
-        export_task_model(module.model, model_dir)
+        export_task_model(module.model, model_dir, state)
         record: dict[str, Any] = dict(metrics)
         if best is not None:  # relative: the run dir may move (project deletion keeps models)
             record["best_checkpoint"] = (
                 str(best.relative_to(run_dir)) if best.is_relative_to(run_dir) else str(best)
             )
         (run_dir / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True))
+    trainer.strategy.barrier("earthplat-export")  # every rank returns a written model dir
     return FinetuneResult(run_dir, last, metrics, model_dir, best)

@@ -23,16 +23,25 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
 _data_parallel: tuple[int, int] | None = None
+_data_parallel_group: Any = None
 
 
-def set_data_parallel(rank: int, world: int) -> None:
-    """Declare this process's (rank, size) in the data-parallel mesh dimension.
+def set_data_parallel(rank: int, world: int, group: Any = None) -> None:
+    """Declare this process's (rank, size) in the data-parallel mesh dimension, and that
+    dimension's process group.
 
     Under tensor parallelism the ranks of one TP group must read the same batches, so samplers
     shard over the data-parallel dimension, not the global rank. ``apply_parallelism`` calls this.
     """
-    global _data_parallel
+    global _data_parallel, _data_parallel_group
     _data_parallel = (rank, world)
+    _data_parallel_group = group
+
+
+def data_parallel_group() -> tuple[Any, int]:
+    """(process group, size) of the data-parallel dimension; the group is ``None`` (the default
+    group) unless ``set_data_parallel`` named one, and the size is 1 outside distributed runs."""
+    return _data_parallel_group, _data_parallel_rank_world()[1]
 
 
 def _data_parallel_rank_world() -> tuple[int, int]:
@@ -41,6 +50,27 @@ def _data_parallel_rank_world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+class EvalShardSampler(Sampler[int]):
+    """Evaluation order ``0..n-1`` split across data-parallel ranks without padding: rank r
+    takes r, r + world, ..., so every sample is scored exactly once (metrics that sync their
+    state across ranks then equal one process's). With fewer samples than ranks, every rank
+    takes them all, so no rank runs an empty epoch (ratio metrics are unchanged)."""
+
+    def __init__(self, data_source: Sized) -> None:
+        self.data_source = data_source
+
+    def indices(self) -> list[int]:
+        rank, world = _data_parallel_rank_world()
+        n = len(self.data_source)
+        return list(range(n)) if n < world else list(range(rank, n, world))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices())
+
+    def __len__(self) -> int:
+        return len(self.indices())
 
 
 class ResumableSampler(Sampler[int]):

@@ -93,7 +93,9 @@ def apply_parallelism(
 
     tp_mesh = device_mesh["tensor_parallel"]
     dp_mesh = device_mesh["data_parallel"]
-    set_data_parallel(dp_mesh.get_local_rank(), dp_mesh.size())
+    set_data_parallel(dp_mesh.get_local_rank(), dp_mesh.size(), dp_mesh.get_group())
+    if is_parallelized(root):
+        return  # a later trainer.validate/test on the same module: already sharded
     if tp_mesh.size() > 1:
         if not tp_plan:
             raise TrainCoreConfigError(
@@ -130,6 +132,30 @@ def apply_parallelism(
     for module, names in (forward_methods or {}).items():
         for name in names:  # methods other than forward that use the sharded parameters
             register_fsdp_forward_method(module, name)
+
+
+def is_parallelized(module: nn.Module) -> bool:
+    """Whether FSDP2 or tensor parallelism was applied to ``module`` (some parameter is a
+    DTensor)."""
+    from torch.distributed.tensor import DTensor
+
+    return any(isinstance(p, DTensor) for p in module.parameters())
+
+
+def full_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
+    """``module.state_dict()`` with every DTensor gathered into a full CPU tensor.
+
+    Under FSDP2/TP this is a collective: every rank must call it (in the same order), even
+    when only one rank writes the result.
+    """
+    from torch.distributed.tensor import DTensor
+
+    out = {}
+    for key, value in module.state_dict().items():
+        if isinstance(value, DTensor):
+            value = value.full_tensor()
+        out[key] = value.detach().cpu()
+    return out
 
 
 def is_sharded(param: torch.Tensor) -> bool:

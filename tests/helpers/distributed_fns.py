@@ -176,3 +176,66 @@ def pretrain_steps(pack: str, run_dir: str, strategy: str = "ddp") -> dict[str, 
     )
     fit(cfg, module, data)
     return state_of(module.encoder)
+
+
+def finetune_run(
+    dataset: str, run_dir: str, strategy: str, world_size: int, freeze: str = "warmup"
+) -> dict:
+    """Fine-tune a pico segmentation model on real flood windows through ``run_finetune`` (the
+    path of ``earthplat finetune``) at a global batch of 8; return its metrics, its exported
+    weights, and the model loaded back from the run dir."""
+    from earthplat.nn.task_model import load_task_model
+    from earthplat.train.finetune import run_finetune
+
+    cfg = {
+        "seed_everything": 0,
+        "model": {
+            "class_path": "earthplat.train.tasks.SegmentationTask",
+            "init_args": {
+                "backbone": {"name": "earthplat", "encoder": {"preset": "pico"}},
+                "head": {"name": "linear"},
+                "patch_size": 4,
+                "freeze": freeze,
+                "unfreeze_fraction": 0.5,
+                "optimizer": {"lr": 5e-3},
+                "class_weights": [1.0, 2.0],  # water is rare: the model must find some
+            },
+        },
+        "data": {
+            "class_path": "earthplat.data.finetune.FinetuneDataModule",
+            "init_args": {
+                "config": {
+                    "path": dataset,
+                    "task": "segmentation",
+                    "inputs": {"s2": "sentinel2_l1c"},
+                    "label": {"kind": "layer", "name": "label"},
+                    "classes": [{"value": 0, "label": "land"}, {"value": 1, "label": "water"}],
+                    "split": {
+                        "kind": "spatial",
+                        "cell_size_m": 640,
+                        "fractions": {"train": 0.7, "val": 0.15, "test": 0.15},
+                    },
+                    "chip_size": 32,
+                    "batch_size": 8 // world_size,
+                }
+            },
+        },
+        "trainer": {
+            "run_dir": run_dir,
+            "strategy": strategy,
+            "accelerator": "cpu",
+            "devices": world_size,
+            "process_group_backend": "gloo",
+            "max_steps": 8,
+            "val_check_interval": 100,
+            "enable_progress_bar": False,
+        },
+    }
+    result = run_finetune(cfg)
+    exported = load_task_model(result.model_dir)
+    return {
+        "metrics": result.metrics,
+        "state": {k: v.detach().clone() for k, v in exported.state_dict().items()},
+        # the run dir resolves to a model (for FSDP2, past its sharded checkpoint)
+        "from_run_dir": load_task_model(run_dir).state_dict(),
+    }

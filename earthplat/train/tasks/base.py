@@ -6,10 +6,10 @@ applies the backbone freeze schedule, and runs the metric loop: subclasses defin
 ``compute_loss``, ``build_metrics``, ``update_metrics`` and ``predict_outputs``.
 
 Freeze modes: ``none`` trains everything; ``frozen`` keeps the backbone fixed (not in the
-optimizer, eval mode); ``warmup`` keeps it fixed (no gradients, so AdamW neither steps nor
-decays it; eval mode) for the first ``unfreeze_fraction`` of the optimizer steps, then trains
-it. The state is derived from ``global_step`` at every batch, so a resumed run is in the same
-phase as an uninterrupted one.
+optimizer, eval mode); ``warmup`` keeps it fixed (eval mode; its gradients are dropped before
+each optimizer step, so AdamW neither steps nor decays it) for the first ``unfreeze_fraction`` of
+the optimizer steps, then trains it. The state is derived from ``global_step`` at every batch,
+so a resumed run is in the same phase as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from torchmetrics import MeanMetric
 
 from earthplat.errors import EarthplatError
 from earthplat.nn.backbones import FREEZE_MODES, resolved_backbone_dict
@@ -25,6 +26,7 @@ from earthplat.nn.encoder import ModalityInput
 from earthplat.nn.task_model import TaskModel, TaskSpec
 from earthplat.traincore.module import TrainCoreModule, plain_hparams
 from earthplat.traincore.optim import OptimizerConfig, SchedulerConfig
+from earthplat.traincore.reduce import global_mean
 
 CLASS_TASKS = ("classification", "multilabel", "segmentation", "detection")
 
@@ -147,6 +149,9 @@ class TaskModule(TrainCoreModule):
         self.register_buffer("class_weights", w, persistent=False)
         self.val_metrics = self.build_metrics()
         self.test_metrics = self.build_metrics()
+        # the eval loss: a chip-weighted mean over every rank's batches (Lightning's
+        # sync_dist would average per-rank means, weighing a short last shard like a full one)
+        self.eval_loss = nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
         self._apply_freeze(0)
         self.hparams["task_spec"] = spec.to_dict()
 
@@ -187,7 +192,11 @@ class TaskModule(TrainCoreModule):
 
     def _apply_freeze(self, step: int) -> None:
         frozen = self.backbone_frozen_at(step)
-        self.model.set_backbone_trainable(not frozen)
+        # ``frozen`` takes the backbone out of autograd and the optimizer for good. A ``warmup``
+        # backbone requires gradients throughout (its frozen-phase gradients are dropped before
+        # each optimizer step): parameters that start without ``requires_grad`` are not kept in
+        # DDP's gradient sync once they gain it, and the ranks would drift from one process
+        self.model.set_backbone_trainable(self.freeze != "frozen")
         if frozen:
             self.model.backbone.eval()  # no BatchNorm statistics updates, no drop path
         elif self.training:
@@ -196,13 +205,17 @@ class TaskModule(TrainCoreModule):
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         self._apply_freeze(self.global_step)
 
-    def configure_optimizers(self) -> dict:
-        # warmup: the backbone joins the optimizer now and gets gradients once unfrozen
-        self.model.set_backbone_trainable(self.freeze != "frozen")
-        try:
-            return super().configure_optimizers()
-        finally:
-            self._apply_freeze(self.global_step)
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # before clipping: a fixed backbone neither steps, decays, nor counts in the grad norm
+        if self.freeze == "warmup" and self.backbone_frozen_at(self.global_step):
+            for p in self.model.backbone.parameters():
+                p.grad = None
+
+    # --- parallelism -------------------------------------------------------------------------
+    def fsdp_units(self) -> list[nn.Module]:
+        """Each encoder block is its own FSDP2 unit (timm backbones shard as one unit)."""
+        encoder = getattr(self.model.backbone, "encoder", None)
+        return list(getattr(encoder, "blocks", []))
 
     # --- steps -------------------------------------------------------------------------------
     def forward(self, batch: dict[str, Any]) -> torch.Tensor | dict:
@@ -219,7 +232,7 @@ class TaskModule(TrainCoreModule):
     def _eval_step(self, batch: dict[str, Any], stage: str) -> None:
         out = self(batch)
         loss = self.compute_loss(out, batch)
-        self.log(f"{stage}/loss", loss, batch_size=self.samples_in_batch(batch), sync_dist=True)
+        self.eval_loss[stage].update(loss.detach(), weight=self.samples_in_batch(batch))
         self.update_metrics(self.val_metrics if stage == "val" else self.test_metrics, out, batch)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -245,6 +258,10 @@ class TaskModule(TrainCoreModule):
     # --- metrics -----------------------------------------------------------------------------
     def _log_metrics(self, metrics: nn.ModuleDict, stage: str) -> None:
         values: dict[str, torch.Tensor] = {}
+        loss = self.eval_loss[stage]
+        if loss.update_called:
+            values[f"{stage}/loss"] = loss.compute().float()
+            loss.reset()
         for name, metric in metrics.items():
             if not metric.update_called:
                 continue
@@ -280,6 +297,24 @@ class TaskModule(TrainCoreModule):
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``values`` where ``mask``; 0 (with a graph) when nothing is valid."""
+    """Mean of ``values`` where ``mask`` over the global batch (``global_mean``); 0 (with a
+    graph) when nothing is valid."""
     mask = mask.to(values.dtype)
-    return (values * mask).sum() / mask.sum().clamp_min(1.0)
+    return global_mean((values * mask).sum(), mask.sum())
+
+
+def class_weighted_ce(
+    logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None
+) -> torch.Tensor:
+    """Cross-entropy ignoring ``-1`` targets, as ``F.cross_entropy``'s mean (weighted by the
+    targets' class weights) but over the global batch; 0 (with a graph) when nothing is
+    labelled."""
+    per = torch.nn.functional.cross_entropy(
+        logits, target, weight=weight, ignore_index=-1, reduction="sum"
+    )
+    valid = target >= 0
+    if weight is None:
+        count = valid.sum()
+    else:
+        count = weight[target.clamp_min(0)].masked_fill(~valid, 0).sum()
+    return global_mean(per, count, min_count=1e-12)

@@ -14,7 +14,7 @@ from torchmetrics.classification import (
     MultilabelF1Score,
 )
 
-from earthplat.train.tasks.base import TaskModule, masked_mean
+from earthplat.train.tasks.base import TaskModule, class_weighted_ce, masked_mean
 
 
 class ClassificationTask(TaskModule):
@@ -26,9 +26,7 @@ class ClassificationTask(TaskModule):
 
     def compute_loss(self, out: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
         target = torch.where(batch["target_valid"].bool(), batch["target"].long(), -1)
-        if not (target >= 0).any():
-            return out.sum() * 0.0
-        return F.cross_entropy(out, target, weight=self.class_weights, ignore_index=-1)
+        return class_weighted_ce(out, target, self.class_weights)
 
     def build_metrics(self) -> nn.ModuleDict:
         k = self.spec.num_outputs

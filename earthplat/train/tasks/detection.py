@@ -16,6 +16,7 @@ from torch import nn
 from torchmetrics.detection import MeanAveragePrecision
 
 from earthplat.train.tasks.base import TaskModule
+from earthplat.traincore.reduce import global_mean
 
 
 def expand_points(boxes: torch.Tensor, point_box_size: float) -> torch.Tensor:
@@ -69,7 +70,7 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 2, bet
     pos = target.eq(1).float()
     pos_loss = torch.log(p) * (1 - p) ** alpha * pos
     neg_loss = torch.log(1 - p) * p**alpha * (1 - target) ** beta * (1 - pos)
-    return -(pos_loss.sum() + neg_loss.sum()) / pos.sum().clamp_min(1.0)
+    return global_mean(-(pos_loss.sum() + neg_loss.sum()), pos.sum())
 
 
 class DetectionTask(TaskModule):
@@ -114,9 +115,8 @@ class DetectionTask(TaskModule):
         )
         heat = focal_loss(out["heatmap"], t["heatmap"])
         m = t["mask"][:, None].float()  # [B, 1, h, w]
-        n = m.sum().clamp_min(1.0)
-        size = ((out["size"] - t["size"]).abs() * m).sum() / n
-        offset = ((out["offset"] - t["offset"]).abs() * m).sum() / n
+        size = global_mean(((out["size"] - t["size"]).abs() * m).sum(), m.sum())
+        offset = global_mean(((out["offset"] - t["offset"]).abs() * m).sum(), m.sum())
         return heat + self.size_weight * size + offset
 
     def build_metrics(self) -> nn.ModuleDict:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
-from earthplat.train.tasks.base import TaskModule
+from earthplat.train.tasks.base import TaskModule, class_weighted_ce
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
@@ -52,9 +52,7 @@ class SegmentationTask(TaskModule):
 
     def compute_loss(self, out: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
         target = self._target(batch)
-        if not (target >= 0).any():
-            return out.sum() * 0.0
-        loss = F.cross_entropy(out, target, weight=self.class_weights, ignore_index=-1)
+        loss = class_weighted_ce(out, target, self.class_weights)
         if self.dice_weight:
             loss = loss + self.dice_weight * soft_dice_loss(out, target)
         return loss

@@ -140,3 +140,18 @@ def test_loading_an_export_does_not_import_lightning(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
+
+
+def test_sharded_checkpoint_resolves_to_the_runs_export(tmp_path):
+    """An FSDP2 run's checkpoints are torch.distributed.checkpoint directories: loading one (or
+    the run dir, whose last.ckpt is one) gives the run's exported model, or says what to load."""
+    sharded = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    sharded.mkdir(parents=True)
+    (sharded / ".metadata").write_bytes(b"")
+    (sharded / "__0_0.distcp").write_bytes(b"")
+    with pytest.raises(EarthplatError, match=r"sharded \(FSDP\) checkpoint.*RUN_DIR/model"):
+        load_task_model(tmp_path / "run")
+    model = _model()
+    export_task_model(model, tmp_path / "run" / "model")
+    for path in (tmp_path / "run", sharded):
+        _same(load_task_model(path).state_dict(), model.state_dict())

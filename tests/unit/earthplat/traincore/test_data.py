@@ -78,3 +78,22 @@ def test_batch_size_change_is_refused():
         assert "batch size" in str(e)
     else:
         raise AssertionError("a changed batch size must be refused")
+
+
+def test_eval_shards_score_every_sample_once(monkeypatch):
+    from earthplat.traincore import data as core_data
+    from earthplat.traincore.data import EvalShardSampler
+
+    items = list(range(7))
+    shards = []
+    for rank in range(3):
+        monkeypatch.setattr(core_data, "_data_parallel", (rank, 3))
+        shards.append(list(EvalShardSampler(items)))
+        assert len(EvalShardSampler(items)) == len(shards[-1])
+    assert sorted(i for s in shards for i in s) == items  # no padding, no repeats
+    assert [len(s) for s in shards] == [3, 2, 2]
+    # fewer samples than ranks: every rank scores them all rather than running an empty epoch
+    monkeypatch.setattr(core_data, "_data_parallel", (2, 3))
+    assert list(EvalShardSampler([0, 1])) == [0, 1]
+    monkeypatch.setattr(core_data, "_data_parallel", None)
+    assert list(EvalShardSampler(items)) == items  # one process

@@ -1,0 +1,66 @@
+"""Fine-tuning on N data-parallel ranks trains and scores what one process does.
+
+``run_finetune`` (the path of ``earthplat finetune``) on 2 CPU ranks, DDP and FSDP2, against
+one process at the same global batch, on real Sen1Floods11 windows with a warmup-frozen
+backbone (frozen for 2 of the 4 steps, then trained): the exported weights match, the
+validation and test metrics match (each chip scored once, the loss weighted by chips), and
+the run dir loads back as a model (for FSDP2, past its sharded checkpoint directory).
+"""
+
+import pytest
+import torch
+
+from earthplat.traincore.distributed import run_distributed_test
+from tests.helpers import distributed_fns as fns
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def flood_dataset(shared_data, tmp_path_factory):
+    from earthplat.data.recipes import sen1floods11_water
+
+    path = tmp_path_factory.mktemp("ddp_finetune") / "floods"
+    sen1floods11_water(shared_data / "real" / "sen1floods11_spain", path, size=128)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def one_process(flood_dataset, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("one_process") / "run"
+    return fns.finetune_run(flood_dataset, str(run_dir), "auto", 1)
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_ranks_train_and_score_like_one_process(strategy, flood_dataset, one_process, tmp_path):
+    run_dir = tmp_path / strategy
+    ranks = run_distributed_test(
+        fns.finetune_run, flood_dataset, str(run_dir), strategy, 2, timeout=600
+    )
+    one = one_process
+    # the loss is normalised by the labelled pixels of the global batch (not averaged over
+    # per-rank means), so the ranks take one process's steps up to float rounding
+    diffs = {
+        name: (ranks[0]["state"][name] - ref).abs().max().item()
+        for name, ref in one["state"].items()
+    }
+    assert max(diffs.values()) < 1e-5, sorted(diffs.items(), key=lambda kv: -kv[1])[:3]
+    assert set(one["metrics"]) >= {"val/loss", "val/miou", "test/loss", "test/miou"}
+    for rank in ranks:
+        assert rank["metrics"].keys() == one["metrics"].keys()
+        for key, value in one["metrics"].items():
+            # IoU and accuracy count pixels and sync the counts across ranks; the eval loss
+            # averages per-batch pixel means (batches of 4 on a rank, 8 in one process)
+            rel = 5e-3 if key.endswith("/loss") else 1e-4
+            assert rank["metrics"][key] == pytest.approx(value, rel=rel, abs=1e-4), (
+                key,
+                rank["metrics"][key],
+                value,
+            )
+    for name, value in ranks[0]["from_run_dir"].items():
+        torch.testing.assert_close(value, ranks[0]["state"][name], rtol=0, atol=0, msg=name)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if strategy == "fsdp":  # a sharded checkpoint: one shard file per rank
+        assert (last / ".metadata").exists() and len(list(last.glob("*.distcp"))) == 2
+    else:
+        assert last.is_file()
