@@ -282,8 +282,11 @@ def main(argv: list[str] | None = None) -> None:
         else:
             from earthplat.train.finetune import run_finetune_cli as run_cli
 
-        if argv is None:  # LightningCLI reads sys.argv itself; show it the subcommand's view
-            sys.argv = [f"{sys.argv[0]} {args[0]}", *sys.argv[2:]]
+        import warnings
+
+        # sys.argv stays whole: Lightning starts the other ranks of a multi-device run by
+        # re-running this command line; the subcommand's own arguments are parsed as ``args``
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
         run_cli(args[1:], from_argv=argv is None)
         return
 

@@ -44,21 +44,20 @@ class FinetuneResult:
 def _cli(args: Any, run: bool, from_argv: bool = False):
     import sys
 
-    if from_argv:
-        sys.argv = [sys.argv[0], *args]
     kwargs: dict[str, Any] = dict(save_config_kwargs={"overwrite": True})
     if not run:
         kwargs = dict(save_config_callback=None)  # run_finetune writes RUN_DIR/config.yaml
+    if from_argv:  # parse ``args``; sys.argv stays whole for Lightning's re-launch of ranks
+        return _make_cli(args, run, kwargs)
     argv = sys.argv
-    if not from_argv:  # a Python call: the host process's own argv is not for this parser
-        sys.argv = argv[:1]
+    sys.argv = argv[:1]  # a Python call: the host process's own argv is not for this parser
     try:
-        return _make_cli(args, run, from_argv, kwargs)
+        return _make_cli(args, run, kwargs)
     finally:
         sys.argv = argv
 
 
-def _make_cli(args: Any, run: bool, from_argv: bool, kwargs: dict):
+def _make_cli(args: Any, run: bool, kwargs: dict):
     from earthplat.data.finetune import FinetuneDataModule
     from earthplat.train.lightning_cli import EarthplatCLI, make_trainer
     from earthplat.train.tasks import TaskModule
@@ -69,9 +68,12 @@ def _make_cli(args: Any, run: bool, from_argv: bool, kwargs: dict):
         subclass_mode_model=True,
         subclass_mode_data=True,
         trainer_class=make_trainer,
-        args=None if from_argv else args,
+        args=args,
         run=run,
-        parser_kwargs={"description": "Fine-tune a task model (earthplat.train.tasks)."},
+        parser_kwargs={
+            "prog": "earthplat finetune",
+            "description": "Fine-tune a task model (earthplat.train.tasks).",
+        },
         **kwargs,
     )
 

@@ -68,7 +68,6 @@ class EarthplatCLI(LightningCLI):
 
 
 def run_pretrain_cli(args: list[str] | None = None, from_argv: bool = False) -> EarthplatCLI:
-    import sys
 
     from earthplat.data.pretrain import PretrainDataModule
     from earthplat.train.pretrain import LatentMIMModule
@@ -76,13 +75,16 @@ def run_pretrain_cli(args: list[str] | None = None, from_argv: bool = False) -> 
     args = list(args or [])
     if not args or args[0].startswith("-"):
         args = ["fit", *args]
-    if from_argv:
-        sys.argv = [sys.argv[0], *args]
+    # ``args`` are parsed as given; sys.argv stays whole, since Lightning starts the other ranks
+    # of a multi-device run by re-running the command line
     return EarthplatCLI(
         LatentMIMModule,
         PretrainDataModule,
         trainer_class=make_trainer,
-        args=None if from_argv else args,
+        args=args,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"description": "Pretrain an encoder with Latent MIM Lite."},
+        parser_kwargs={
+            "prog": "earthplat pretrain",
+            "description": "Pretrain an encoder with Latent MIM Lite.",
+        },
     )

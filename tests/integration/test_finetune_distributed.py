@@ -4,16 +4,24 @@
 one process at the same global batch, on real Sen1Floods11 windows with a warmup-frozen
 backbone (frozen for 2 of the 4 steps, then trained): the exported weights match, the
 validation and test metrics match (each chip scored once, the loss weighted by chips), and
-the run dir loads back as a model (for FSDP2, past its sharded checkpoint directory).
+the run dir loads back as a model (for FSDP2, past its sharded checkpoint directory). And
+``earthplat finetune --trainer.devices 2`` runs both ranks from the command line.
 """
+
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from earthplat.traincore.distributed import run_distributed_test
+from earthplat.nn.task_model import load_task_model
+from earthplat.traincore.distributed import clean_environment, run_distributed_test
 from tests.helpers import distributed_fns as fns
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +72,46 @@ def test_two_ranks_train_and_score_like_one_process(strategy, flood_dataset, one
         assert (last / ".metadata").exists() and len(list(last.glob("*.distcp"))) == 2
     else:
         assert last.is_file()
+
+
+def test_two_device_command_line_run(flood_dataset, tmp_path):
+    """``earthplat finetune --trainer.devices 2``: Lightning starts the second rank by re-running
+    the command line, which must therefore reach it whole."""
+    run_dir = tmp_path / "cli"
+    config = REPO / "earthplat" / "configs" / "finetune" / "sen1floods11_nano_upernet_s2.yaml"
+    command = [
+        str(Path(sys.executable).with_name("earthplat")),
+        "finetune",
+        "--config",
+        str(config),
+        "--data.init_args.config.path",
+        flood_dataset,
+        "--data.init_args.config.chip_size",
+        "32",
+        "--data.init_args.config.batch_size",
+        "4",
+        "--model.init_args.backbone",
+        '{"name": "earthplat", "encoder": {"preset": "pico"}}',
+        "--trainer.run_dir",
+        str(run_dir),
+        "--trainer.max_steps",
+        "2",
+        "--trainer.devices",
+        "2",
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.process_group_backend",
+        "gloo",
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, env=clean_environment()
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    assert "GLOBAL_RANK: 1" in done.stdout + done.stderr  # the second rank ran
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert {"val/miou", "test/miou"} <= set(metrics)
+    assert load_task_model(run_dir / "model").spec.task == "segmentation"
