@@ -196,24 +196,12 @@ def load_task_model(path: str | Path, map_location: str | torch.device = "cpu") 
         extra = json.loads((p / "config.json").read_text())
         return embedding_model(load_encoder(p), extra).to(map_location)
     if p.is_dir() and (p / ".metadata").exists():  # torch.distributed.checkpoint layout
-        return load_task_model(_sharded_checkpoint(p), map_location)
+        return _from_checkpoint(read_sharded_checkpoint(p), p, map_location)
     if p.is_dir():
         return load_task_model(run_checkpoint(p), map_location)
     if p.is_file():
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
-        hp = ckpt.get("hyper_parameters", {})
-        if hp.get("task_spec"):
-            spec = TaskSpec.from_dict(hp["task_spec"])
-            prefix = "model."
-            state = {
-                k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)
-            }
-            return _with_state(spec, state, p, map_location)
-        if "encoder" in hp:
-            from earthplat.nn.export import encoder_from_checkpoint
-
-            return embedding_model(encoder_from_checkpoint(p), hp).to(map_location)
-        raise EarthplatError(f"{p} is neither a finetune nor a pretraining checkpoint")
+        return _from_checkpoint(ckpt, p, map_location)
     raise EarthplatError(
         f"{p} is not a task model: give an export dir (task.json), a finetune run dir or "
         ".ckpt, or an encoder export dir"
@@ -234,15 +222,49 @@ def run_checkpoint(run_dir: Path) -> Path:
     raise EarthplatError(f"{run_dir} holds no task.json, encoder export or checkpoints/last.ckpt")
 
 
-def _sharded_checkpoint(p: Path) -> Path:
-    """A run's exported model in place of its sharded (FSDP2) checkpoint directory."""
-    run_dir = p.parent.parent if p.parent.name == "checkpoints" else None
-    if run_dir is not None and (run_dir / "model" / SPEC).exists():
-        return run_dir / "model"
-    raise EarthplatError(
-        f"{p} is a sharded (FSDP) checkpoint, which needs its training ranks to load; give "
-        "the run's exported model dir (RUN_DIR/model, written when the run ends) instead"
-    )
+def read_sharded_checkpoint(p: Path) -> dict:
+    """A Lightning FSDP2 checkpoint directory (torch.distributed.checkpoint shards plus
+    ``meta.pt``) as one in-memory checkpoint dict, in a single process."""
+    import tempfile
+
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+
+    with tempfile.TemporaryDirectory(prefix="earthplat-dcp-") as tmp:
+        whole = Path(tmp) / "checkpoint.pt"
+        from torch.distributed.checkpoint.api import CheckpointException
+
+        try:
+            dcp_to_torch_save(p, whole)
+        except (Exception, CheckpointException) as err:  # the latter is a BaseException
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[-1]
+            raise EarthplatError(
+                f"{p} looks like a sharded (FSDP) checkpoint but cannot be read ({reason}); "
+                "load the run's exported model dir (RUN_DIR/model) instead"
+            ) from err
+        ckpt = torch.load(whole, map_location="cpu", weights_only=True)
+    meta = p / "meta.pt"
+    if meta.exists():
+        ckpt.update(torch.load(meta, map_location="cpu", weights_only=True))
+    return ckpt
+
+
+def _from_checkpoint(ckpt: dict, p: Path, map_location) -> TaskModel:
+    hp = ckpt.get("hyper_parameters", {})
+    if hp.get("task_spec"):
+        spec = TaskSpec.from_dict(hp["task_spec"])
+        prefix = "model."
+        state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+        return _with_state(spec, state, p, map_location)
+    if "encoder" in hp:
+        if p.is_dir():
+            raise EarthplatError(
+                f"{p} is a sharded pretraining checkpoint; load the encoder export of its run "
+                "(earthplat pretrain writes RUN_DIR/encoder) instead"
+            )
+        from earthplat.nn.export import encoder_from_checkpoint
+
+        return embedding_model(encoder_from_checkpoint(p), hp).to(map_location)
+    raise EarthplatError(f"{p} is neither a finetune nor a pretraining checkpoint")
 
 
 def embedding_model(encoder, extra: dict | None = None) -> TaskModel:

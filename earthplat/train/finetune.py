@@ -151,7 +151,8 @@ def _fit_and_export(cli) -> FinetuneResult:
         print(f"resuming from {resume}")
     trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None)
     last = run_dir / "checkpoints" / "last.ckpt"
-    if not last.exists():
+    # decided once for all ranks: saving is a collective (a barrier; shards under FSDP2)
+    if not trainer.strategy.broadcast(last.exists()):
         trainer.save_checkpoint(last)
     best = best_checkpoint(trainer)
     if best is not None:  # evaluate and export the best weights, not the last

@@ -38,6 +38,14 @@ def set_data_parallel(rank: int, world: int, group: Any = None) -> None:
     _data_parallel_group = group
 
 
+def clear_data_parallel() -> None:
+    """Forget what ``set_data_parallel`` declared (a run ends; a later run in this process
+    must not inherit its mesh)."""
+    global _data_parallel, _data_parallel_group
+    _data_parallel = None
+    _data_parallel_group = None
+
+
 def data_parallel_group() -> tuple[Any, int]:
     """(process group, size) of the data-parallel dimension; the group is ``None`` (the default
     group) unless ``set_data_parallel`` named one, and the size is 1 outside distributed runs."""
@@ -53,10 +61,12 @@ def _data_parallel_rank_world() -> tuple[int, int]:
 
 
 class EvalShardSampler(Sampler[int]):
-    """Evaluation order ``0..n-1`` split across data-parallel ranks without padding: rank r
-    takes r, r + world, ..., so every sample is scored exactly once (metrics that sync their
-    state across ranks then equal one process's). With fewer samples than ranks, every rank
-    takes them all, so no rank runs an empty epoch (ratio metrics are unchanged)."""
+    """Evaluation order ``0..n-1`` split across data-parallel ranks: rank r takes r, r + world,
+    ..., so each rank scores its share and metrics that sync their state across ranks see every
+    sample. Shards have equal lengths (the order is wrapped to a multiple of ``world``, as
+    torch's ``DistributedSampler`` does), so every rank runs the same number of batches: under
+    FSDP2/TP each forward is a collective. When ``n`` is not a multiple of ``world``, up to
+    ``world - 1`` samples are scored twice."""
 
     def __init__(self, data_source: Sized) -> None:
         self.data_source = data_source
@@ -64,7 +74,11 @@ class EvalShardSampler(Sampler[int]):
     def indices(self) -> list[int]:
         rank, world = _data_parallel_rank_world()
         n = len(self.data_source)
-        return list(range(n)) if n < world else list(range(rank, n, world))
+        if world == 1 or n == 0:
+            return list(range(n))
+        per_rank = -(-n // world)
+        order = [i % n for i in range(per_rank * world)]
+        return order[rank::world]
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.indices())

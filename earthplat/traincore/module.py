@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import lightning as L
 from torch import nn
 
+from earthplat.traincore.data import clear_data_parallel
 from earthplat.traincore.optim import OptimizerConfig, SchedulerConfig
 from earthplat.traincore.parallel import apply_parallelism
 
@@ -83,6 +84,11 @@ class TrainCoreModule(L.LightningModule):
             tp_plan=self.tensor_parallel_plan(),
             forward_methods=self.fsdp_forward_methods(),
         )
+
+    def teardown(self, stage: str) -> None:
+        # the mesh's data-parallel declaration ends with the run (configure_model sets it again
+        # for a later validate/test of this module)
+        clear_data_parallel()
 
     # --- optimisation ----------------------------------------------------------------------------
     def configure_optimizers(self) -> dict:

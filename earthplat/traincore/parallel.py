@@ -135,11 +135,15 @@ def apply_parallelism(
 
 
 def is_parallelized(module: nn.Module) -> bool:
-    """Whether FSDP2 or tensor parallelism was applied to ``module`` (some parameter is a
-    DTensor)."""
+    """Whether FSDP2 or tensor parallelism was applied to ``module``: some submodule is an
+    FSDP2 unit (whose parameters may be unsharded plain tensors between an eval forward and
+    the next reshard) or some parameter is a DTensor."""
+    from torch.distributed.fsdp import FSDPModule
     from torch.distributed.tensor import DTensor
 
-    return any(isinstance(p, DTensor) for p in module.parameters())
+    return any(isinstance(m, FSDPModule) for m in module.modules()) or any(
+        isinstance(p, DTensor) for p in module.parameters()
+    )
 
 
 def full_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:

@@ -239,3 +239,31 @@ def finetune_run(
         # the run dir resolves to a model (for FSDP2, past its sharded checkpoint)
         "from_run_dir": load_task_model(run_dir).state_dict(),
     }
+
+
+def validate_with_a_rank_without_targets(task: str) -> dict:
+    """Validate a task on 2 DDP ranks where rank 1's only batch has no valid target (its
+    metrics see no update): both ranks must still meet in every metric collective and log the
+    same keys."""
+    import lightning as L
+    from lightning.pytorch.strategies import DDPStrategy
+    from torch.utils.data import DataLoader
+
+    from tests.unit.earthplat.train.test_tasks import make_batch, make_module
+
+    module = make_module(task)
+    batch = make_batch(task)
+    if dist.get_rank() == 1:
+        batch["target_valid"] = torch.zeros_like(batch["target_valid"])
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy=DDPStrategy(process_group_backend="gloo"),
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+    )
+    (results,) = trainer.validate(module, DataLoader([batch], batch_size=None), verbose=False)
+    return {k: float(v) for k, v in results.items()}

@@ -2,10 +2,10 @@
 
 ``run_finetune`` (the path of ``earthplat finetune``) on 2 CPU ranks, DDP and FSDP2, against
 one process at the same global batch, on real Sen1Floods11 windows with a warmup-frozen
-backbone (frozen for 2 of the 4 steps, then trained): the exported weights match, the
-validation and test metrics match (each chip scored once, the loss weighted by chips), and
-the run dir loads back as a model (for FSDP2, past its sharded checkpoint directory). And
-``earthplat finetune --trainer.devices 2`` runs both ranks from the command line.
+backbone (frozen for 4 of the 8 steps, then trained): the exported weights match, the
+validation and test metrics match (chips sharded over the ranks, the loss weighted by labelled
+pixels), and the run dir loads back as a model (for FSDP2, from its sharded checkpoint).
+And ``earthplat finetune --trainer.devices 2`` runs both ranks from the command line.
 """
 
 import json
@@ -47,18 +47,24 @@ def test_two_ranks_train_and_score_like_one_process(strategy, flood_dataset, one
     )
     one = one_process
     # the loss is normalised by the labelled pixels of the global batch (not averaged over
-    # per-rank means), so the ranks take one process's steps up to float rounding
-    diffs = {
-        name: (ranks[0]["state"][name] - ref).abs().max().item()
-        for name, ref in one["state"].items()
-    }
-    assert max(diffs.values()) < 1e-5, sorted(diffs.items(), key=lambda kv: -kv[1])[:3]
+    # per-rank means), so the ranks take one process's steps up to float rounding, which Adam
+    # can blow up on a rare near-zero gradient (ranks that train apart differ in most weights
+    # by 1e-4 to 1e-2)
+    diffs = torch.cat(
+        [(ranks[0]["state"][k] - ref).abs().flatten() for k, ref in one["state"].items()]
+    )
+    assert diffs.max() < 1e-4 and (diffs > 1e-6).float().mean() < 1e-3, (
+        diffs.max().item(),
+        int((diffs > 1e-6).sum()),
+        diffs.numel(),
+    )
     assert set(one["metrics"]) >= {"val/loss", "val/miou", "test/loss", "test/miou"}
     for rank in ranks:
         assert rank["metrics"].keys() == one["metrics"].keys()
         for key, value in one["metrics"].items():
-            # IoU and accuracy count pixels and sync the counts across ranks; the eval loss
-            # averages per-batch pixel means (batches of 4 on a rank, 8 in one process)
+            # IoU and accuracy count pixels and sync the counts across ranks (these splits
+            # have an even number of chips, so none is scored twice). The eval loss (weighted
+            # by labelled pixels) moves by ~0.1% with the weights' float-level differences
             rel = 5e-3 if key.endswith("/loss") else 1e-4
             assert rank["metrics"][key] == pytest.approx(value, rel=rel, abs=1e-4), (
                 key,
@@ -115,3 +121,12 @@ def test_two_device_command_line_run(flood_dataset, tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert {"val/miou", "test/miou"} <= set(metrics)
     assert load_task_model(run_dir / "model").spec.task == "segmentation"
+
+
+@pytest.mark.parametrize("task", ["regression", "multilabel"])
+def test_a_rank_without_valid_targets_still_syncs_metrics(task):
+    ranks = run_distributed_test(fns.validate_with_a_rank_without_targets, task, timeout=180)
+    assert ranks[0].keys() == ranks[1].keys() and ranks[0] == ranks[1]
+    wanted = {"val/loss", "val/mae", "val/rmse"} if task == "regression" else {"val/f1_macro"}
+    assert wanted <= ranks[0].keys()
+    assert all(v == v for v in ranks[0].values())  # no NaN: rank 0's targets were scored

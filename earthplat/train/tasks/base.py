@@ -151,7 +151,9 @@ class TaskModule(TrainCoreModule):
         self.test_metrics = self.build_metrics()
         # the eval loss: a chip-weighted mean over every rank's batches (Lightning's
         # sync_dist would average per-rank means, weighing a short last shard like a full one)
-        self.eval_loss = nn.ModuleDict({"val": MeanMetric(), "test": MeanMetric()})
+        self.eval_loss = nn.ModuleDict(
+            {stage: MeanMetric(nan_strategy="disable") for stage in ("val", "test")}
+        )  # a NaN loss stays visible (a diverged run must not look healthy)
         self._apply_freeze(0)
         self.hparams["task_spec"] = spec.to_dict()
 
@@ -192,18 +194,31 @@ class TaskModule(TrainCoreModule):
 
     def _apply_freeze(self, step: int) -> None:
         frozen = self.backbone_frozen_at(step)
-        # ``frozen`` takes the backbone out of autograd and the optimizer for good. A ``warmup``
-        # backbone requires gradients throughout (its frozen-phase gradients are dropped before
-        # each optimizer step): parameters that start without ``requires_grad`` are not kept in
-        # DDP's gradient sync once they gain it, and the ranks would drift from one process
-        self.model.set_backbone_trainable(self.freeze != "frozen")
+        trainable = self.freeze == "none" or (self.freeze == "warmup" and not frozen)
+        if self.freeze == "warmup" and self._data_parallel():
+            # parameters that start without ``requires_grad`` are left out of DDP's gradient
+            # sync for good, so a data-parallel warmup backbone requires gradients throughout;
+            # its frozen-phase gradients are dropped before each optimizer step
+            trainable = True
+        self.model.set_backbone_trainable(trainable)
         if frozen:
             self.model.backbone.eval()  # no BatchNorm statistics updates, no drop path
         elif self.training:
             self.model.backbone.train()
 
+    def _data_parallel(self) -> bool:
+        return self._trainer is not None and self.trainer.world_size > 1
+
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         self._apply_freeze(self.global_step)
+
+    def configure_optimizers(self) -> dict:
+        # warmup: the backbone joins the optimizer now and gets gradients once unfrozen
+        self.model.set_backbone_trainable(self.freeze != "frozen")
+        try:
+            return super().configure_optimizers()
+        finally:
+            self._apply_freeze(self.global_step)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         # before clipping: a fixed backbone neither steps, decays, nor counts in the grad norm
@@ -226,13 +241,20 @@ class TaskModule(TrainCoreModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self.compute_loss(self(batch), batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=self.samples_in_batch(batch))
+        # sync_dist: each rank's loss is its share of the global-batch loss (``global_mean``)
+        self.log(
+            "train/loss",
+            loss,
+            prog_bar=True,
+            batch_size=self.samples_in_batch(batch),
+            sync_dist=self._data_parallel(),
+        )
         return loss
 
     def _eval_step(self, batch: dict[str, Any], stage: str) -> None:
         out = self(batch)
         loss = self.compute_loss(out, batch)
-        self.eval_loss[stage].update(loss.detach(), weight=self.samples_in_batch(batch))
+        self.eval_loss[stage].update(loss.detach(), weight=self.loss_weight(batch))
         self.update_metrics(self.val_metrics if stage == "val" else self.test_metrics, out, batch)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -259,11 +281,11 @@ class TaskModule(TrainCoreModule):
     def _log_metrics(self, metrics: nn.ModuleDict, stage: str) -> None:
         values: dict[str, torch.Tensor] = {}
         loss = self.eval_loss[stage]
-        if loss.update_called:
+        if self._updated_on_some_rank(loss):
             values[f"{stage}/loss"] = loss.compute().float()
             loss.reset()
         for name, metric in metrics.items():
-            if not metric.update_called:
+            if not self._updated_on_some_rank(metric):
                 continue
             result = metric.compute()
             items = result.items() if isinstance(result, dict) else [(name, result)]
@@ -278,6 +300,14 @@ class TaskModule(TrainCoreModule):
         if values:
             self.log_dict(values, sync_dist=True)
 
+    def _updated_on_some_rank(self, metric) -> bool:
+        """Whether any rank updated ``metric``: every rank must then compute (a collective) and
+        log the same keys, also a rank whose shard held no valid target."""
+        flag = torch.tensor(float(metric.update_called))
+        if self._data_parallel():
+            flag = self.trainer.strategy.reduce(flag, reduce_op="max")
+        return bool(flag.item())
+
     def class_label(self, i: int) -> str:
         classes = self.spec.classes
         return str(classes[i].get("label", i)) if i < len(classes) else str(i)
@@ -285,6 +315,12 @@ class TaskModule(TrainCoreModule):
     # --- per task ------------------------------------------------------------------------------
     def compute_loss(self, out: Any, batch: dict[str, Any]) -> torch.Tensor:
         raise NotImplementedError
+
+    def loss_weight(self, batch: dict[str, Any]) -> float:
+        """What ``compute_loss`` averaged over in ``batch`` (chips by default; labelled pixels
+        or targets where the loss is a masked mean), so the eval loss over many batches is
+        the mean over all of them, however they were batched or sharded."""
+        return float(self.samples_in_batch(batch))
 
     def build_metrics(self) -> nn.ModuleDict:
         return nn.ModuleDict()
@@ -312,9 +348,13 @@ def class_weighted_ce(
     per = torch.nn.functional.cross_entropy(
         logits, target, weight=weight, ignore_index=-1, reduction="sum"
     )
+    return global_mean(per, ce_count(target, weight), min_count=1e-12)
+
+
+def ce_count(target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """The denominator of ``class_weighted_ce``: labelled targets, each counted by its class
+    weight."""
     valid = target >= 0
     if weight is None:
-        count = valid.sum()
-    else:
-        count = weight[target.clamp_min(0)].masked_fill(~valid, 0).sum()
-    return global_mean(per, count, min_count=1e-12)
+        return valid.sum()
+    return weight[target.clamp_min(0)].masked_fill(~valid, 0).sum()

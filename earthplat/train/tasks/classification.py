@@ -14,7 +14,7 @@ from torchmetrics.classification import (
     MultilabelF1Score,
 )
 
-from earthplat.train.tasks.base import TaskModule, class_weighted_ce, masked_mean
+from earthplat.train.tasks.base import TaskModule, ce_count, class_weighted_ce, masked_mean
 
 
 class ClassificationTask(TaskModule):
@@ -27,6 +27,10 @@ class ClassificationTask(TaskModule):
     def compute_loss(self, out: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
         target = torch.where(batch["target_valid"].bool(), batch["target"].long(), -1)
         return class_weighted_ce(out, target, self.class_weights)
+
+    def loss_weight(self, batch: dict[str, Any]) -> float:
+        target = torch.where(batch["target_valid"].bool(), batch["target"].long(), -1)
+        return float(ce_count(target, self.class_weights))
 
     def build_metrics(self) -> nn.ModuleDict:
         k = self.spec.num_outputs
@@ -62,21 +66,25 @@ class MultilabelTask(TaskModule):
         )  # [B, K]
         return masked_mean(loss, valid[:, None].expand_as(loss))
 
+    def loss_weight(self, batch: dict[str, Any]) -> float:
+        return float(batch["target_valid"].bool().sum()) * batch["target"].shape[1]
+
     def build_metrics(self) -> nn.ModuleDict:
         k = self.spec.num_outputs
         return nn.ModuleDict(
             {
-                "f1_macro": MultilabelF1Score(k, average="macro"),
-                "map": MultilabelAveragePrecision(k, average="macro"),
+                "f1_macro": MultilabelF1Score(k, average="macro", ignore_index=-1),
+                "map": MultilabelAveragePrecision(k, average="macro", ignore_index=-1),
             }
         )
 
     def update_metrics(self, metrics: nn.ModuleDict, out: torch.Tensor, batch: dict) -> None:
+        # rows without a valid target are ignored (-1) rather than dropped, so every rank
+        # updates every metric, also when its shard holds no valid target
         valid = batch["target_valid"].bool()
-        if not valid.any():
-            return
+        target = batch["target"].long().masked_fill(~valid[:, None], -1)
         for metric in metrics.values():
-            metric.update(out.detach()[valid], batch["target"][valid].long())
+            metric.update(out.detach(), target)
 
     def predict_outputs(self, out: torch.Tensor) -> torch.Tensor:
         return out.sigmoid()  # [B, K] per-class probabilities

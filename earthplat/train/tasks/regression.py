@@ -51,14 +51,16 @@ class _Regression(TaskModule):
             per = F.huber_loss(err, torch.zeros_like(err), reduction="none")
         return masked_mean(per, valid)
 
+    def loss_weight(self, batch: dict[str, Any]) -> float:
+        target = batch["target"].float()
+        return float((batch["target_valid"].bool() & torch.isfinite(target)).sum())
+
     def build_metrics(self) -> nn.ModuleDict:
         return nn.ModuleDict({"mae": MeanAbsoluteError(), "rmse": MeanSquaredError(squared=False)})
 
     def update_metrics(self, metrics: nn.ModuleDict, out: torch.Tensor, batch: dict) -> None:
         pred, target, valid = self._pairs(out.detach(), batch)
-        if not valid.any():
-            return
-        for metric in metrics.values():
+        for metric in metrics.values():  # also when empty: every rank updates every metric
             metric.update(pred[valid], target[valid])
 
     def predict_outputs(self, out: torch.Tensor) -> torch.Tensor:

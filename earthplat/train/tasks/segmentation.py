@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
-from earthplat.train.tasks.base import TaskModule, class_weighted_ce
+from earthplat.train.tasks.base import TaskModule, ce_count, class_weighted_ce
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
@@ -56,6 +56,9 @@ class SegmentationTask(TaskModule):
         if self.dice_weight:
             loss = loss + self.dice_weight * soft_dice_loss(out, target)
         return loss
+
+    def loss_weight(self, batch: dict[str, Any]) -> float:
+        return float(ce_count(self._target(batch), self.class_weights))
 
     def build_metrics(self) -> nn.ModuleDict:
         k = self.spec.num_outputs

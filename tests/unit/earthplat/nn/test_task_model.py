@@ -142,16 +142,20 @@ def test_loading_an_export_does_not_import_lightning(tmp_path):
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
 
 
-def test_sharded_checkpoint_resolves_to_the_runs_export(tmp_path):
-    """An FSDP2 run's checkpoints are torch.distributed.checkpoint directories: loading one (or
-    the run dir, whose last.ckpt is one) gives the run's exported model, or says what to load."""
-    sharded = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    sharded.mkdir(parents=True)
-    (sharded / ".metadata").write_bytes(b"")
-    (sharded / "__0_0.distcp").write_bytes(b"")
-    with pytest.raises(EarthplatError, match=r"sharded \(FSDP\) checkpoint.*RUN_DIR/model"):
-        load_task_model(tmp_path / "run")
+def test_sharded_checkpoint_loads_in_one_process(tmp_path):
+    """An FSDP2 run's checkpoints are torch.distributed.checkpoint directories plus Lightning's
+    meta.pt: one process consolidates the shards; a damaged directory gets a clear error."""
+    import torch.distributed.checkpoint as dcp
+
     model = _model()
-    export_task_model(model, tmp_path / "run" / "model")
+    sharded = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    dcp.save(
+        {"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}},
+        checkpoint_id=sharded,
+    )
+    torch.save({"hyper_parameters": {"task_spec": model.spec.to_dict()}}, sharded / "meta.pt")
     for path in (tmp_path / "run", sharded):
         _same(load_task_model(path).state_dict(), model.state_dict())
+    (sharded / ".metadata").write_bytes(b"damaged")
+    with pytest.raises(EarthplatError, match=r"sharded \(FSDP\) checkpoint.*RUN_DIR/model"):
+        load_task_model(sharded)

@@ -80,20 +80,24 @@ def test_batch_size_change_is_refused():
         raise AssertionError("a changed batch size must be refused")
 
 
-def test_eval_shards_score_every_sample_once(monkeypatch):
+def test_eval_shards_cover_every_sample_in_equal_lengths(monkeypatch):
     from earthplat.traincore import data as core_data
     from earthplat.traincore.data import EvalShardSampler
 
-    items = list(range(7))
-    shards = []
-    for rank in range(3):
-        monkeypatch.setattr(core_data, "_data_parallel", (rank, 3))
-        shards.append(list(EvalShardSampler(items)))
-        assert len(EvalShardSampler(items)) == len(shards[-1])
-    assert sorted(i for s in shards for i in s) == items  # no padding, no repeats
-    assert [len(s) for s in shards] == [3, 2, 2]
-    # fewer samples than ranks: every rank scores them all rather than running an empty epoch
-    monkeypatch.setattr(core_data, "_data_parallel", (2, 3))
-    assert list(EvalShardSampler([0, 1])) == [0, 1]
-    monkeypatch.setattr(core_data, "_data_parallel", None)
-    assert list(EvalShardSampler(items)) == items  # one process
+    def shards(n, world):
+        out = []
+        for rank in range(world):
+            monkeypatch.setattr(core_data, "_data_parallel_rank_world", lambda r=rank: (r, world))
+            out.append(list(EvalShardSampler(list(range(n)))))
+            assert len(EvalShardSampler(list(range(n)))) == len(out[-1])
+        return out
+
+    even = shards(8, 2)
+    assert even == [[0, 2, 4, 6], [1, 3, 5, 7]]  # a multiple of world: each sample once
+    odd = shards(7, 3)
+    assert [len(s) for s in odd] == [3, 3, 3]  # equal batch counts on every rank
+    flat = [i for s in odd for i in s]
+    assert set(flat) == set(range(7)) and len(flat) - 7 == 2  # world - 1 repeats at most
+    assert [len(s) for s in shards(2, 3)] == [1, 1, 1]  # fewer samples than ranks
+    monkeypatch.setattr(core_data, "_data_parallel_rank_world", lambda: (0, 1))
+    assert list(EvalShardSampler(list(range(7)))) == list(range(7))  # one process
