@@ -118,6 +118,18 @@ def api(platform, role: str = "labeler") -> httpx.Client:
     )
 
 
+def annotate_centre(client: httpx.Client, window: dict, class_value: int) -> None:
+    """A point annotation at the window's centre, through the API."""
+    from shapely.geometry import mapping, shape
+
+    point = mapping(shape(window["geometry"]).centroid)
+    r = client.post(
+        f"/windows/{window['id']}/annotations",
+        json={"geometry": point, "class_value": class_value},
+    )
+    assert r.status_code == 201, r.text
+
+
 def tid(name: str) -> str:
     return f"[data-testid='{name}']"
 
@@ -337,13 +349,7 @@ def test_submit_then_review_in_the_browser(page, platform):
     window = platform["windows"][0]
     pid = platform["project"]["id"]
     labeler = api(platform)
-    from shapely.geometry import mapping, shape
-
-    point = mapping(shape(window["geometry"]).centroid)
-    r = labeler.post(
-        f"/windows/{window['id']}/annotations", json={"geometry": point, "class_value": 1}
-    )
-    assert r.status_code == 201, r.text
+    annotate_centre(labeler, window, class_value=1)
 
     sign_in(page, platform, platform["keys"]["labeler"])
     open_window(page, platform, window)
@@ -410,13 +416,7 @@ def test_reject_shows_the_reason_and_the_labeler_fixes_and_resubmits(page, platf
     window = platform["windows"][2]
     pid = platform["project"]["id"]
     labeler = api(platform)
-    from shapely.geometry import mapping, shape
-
-    point = mapping(shape(window["geometry"]).centroid)
-    r = labeler.post(
-        f"/windows/{window['id']}/annotations", json={"geometry": point, "class_value": 0}
-    )
-    assert r.status_code == 201, r.text
+    annotate_centre(labeler, window, class_value=0)
     assert labeler.post(f"/windows/{window['id']}/submit").json()["status"] == "submitted"
     n_before = len(labeler.get(f"/windows/{window['id']}/annotations").json())
 
