@@ -6,10 +6,11 @@ applies the backbone freeze schedule, and runs the metric loop: subclasses defin
 ``compute_loss``, ``build_metrics``, ``update_metrics`` and ``predict_outputs``.
 
 Freeze modes: ``none`` trains everything; ``frozen`` keeps the backbone fixed (not in the
-optimizer, eval mode); ``warmup`` keeps it fixed (eval mode; its gradients are dropped before
-each optimizer step, so AdamW neither steps nor decays it) for the first ``unfreeze_fraction`` of
-the optimizer steps, then trains it. The state is derived from ``global_step`` at every batch,
-so a resumed run is in the same phase as an uninterrupted one.
+optimizer, eval mode); ``warmup`` keeps it fixed (eval mode, no gradients, so AdamW neither
+steps nor decays it; under data parallelism it computes gradients that are dropped before each
+optimizer step) for the first ``unfreeze_fraction`` of the optimizer steps, then trains it. The
+state is derived from ``global_step`` at every batch, so a resumed run is in the same phase as
+an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ class TaskModule(TrainCoreModule):
         self.register_buffer("class_weights", w, persistent=False)
         self.val_metrics = self.build_metrics()
         self.test_metrics = self.build_metrics()
-        # the eval loss: a chip-weighted mean over every rank's batches (Lightning's
+        # the eval loss: a mean over every rank's batches weighted by ``loss_weight`` (Lightning's
         # sync_dist would average per-rank means, weighing a short last shard like a full one)
         self.eval_loss = nn.ModuleDict(
             {stage: MeanMetric(nan_strategy="disable") for stage in ("val", "test")}
