@@ -20,7 +20,14 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
 from api import auth
-from api.database import import_models, is_sqlite, make_engine, make_session_factory, upgrade
+from api.database import (
+    begin_write,
+    import_models,
+    is_sqlite,
+    make_engine,
+    make_session_factory,
+    upgrade,
+)
 from api.deps import SessionDep
 from api.errors import install_handlers
 from api.metrics import MetricsMiddleware, metrics_response
@@ -53,6 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_engine(url)
     session_factory = make_session_factory(engine)
     with session_factory() as session:
+        # a reader that then writes: BEGIN IMMEDIATE, so a worker writing meanwhile makes it
+        # wait (busy timeout) instead of failing with "database is locked" on SQLite
+        begin_write(session)
         key = auth.bootstrap_admin(session, admin_key=settings.admin_key)
     if key:
         print(
