@@ -1,88 +1,53 @@
-"""OLMo 2 style decoder: RMSNorm -> rotary -> attention -> SwiGLU -> block -> model."""
+"""The OLMo-family decoder: embedding -> blocks from the registry -> norm -> LM head.
+
+``forward`` serves training (token ids in, logits out), prefill and cached decoding (with a
+``ModelCache``) and left-padded batches (with an ``attention_mask``): positions are counted per
+row over real tokens only, padding never enters a key or a recurrent state, so a padded row
+computes exactly what the same prompt alone would.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from olmo_lm.model.blocks import build_block
+from olmo_lm.model.cache import ModelCache
 from olmo_lm.model.config import TransformerConfig
+from olmo_lm.model.layers.gated_deltanet import GatedDeltaNet
+from olmo_lm.model.layers.moe import GroupedExperts, Router, RouterStats
+from olmo_lm.model.layers.norm import RMSNorm
+from olmo_lm.model.layers.rotary import RotaryEmbedding
 
 
-class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float) -> None:
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
+@dataclass
+class ForwardContext:
+    """What every layer of one forward shares."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+    positions: torch.Tensor
+    """``[B, T]`` absolute positions (for RoPE and masks; padding clamped to 0)."""
+    key_positions: torch.Tensor
+    """``[B, T]`` positions as keys: -1 at padding."""
+    valid: torch.Tensor | None
+    """``[B, T]`` True at real tokens; ``None`` when nothing is padding."""
+    rope: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    """cos/sin per rope kind: ``full`` (scaled, if the config scales) and ``plain``."""
+    cache: ModelCache | None = None
+    collect_router_stats: bool = False
+    router_stats: list[RouterStats] = field(default_factory=list)
 
-
-def rotary_cache(seq_len: int, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos, sin of shape [T, head_dim / 2] for rotating pairs of channels."""
-    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
-    angles = torch.outer(torch.arange(seq_len, dtype=torch.float32), inv_freq)
-    return angles.cos(), angles.sin()
-
-
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    # x: [B, H, T, D]; rotate (first half, second half) channel pairs (the NeoX/Llama layout)
-    x1, x2 = x.float().chunk(2, dim=-1)
-    cos, sin = cos[None, None], sin[None, None]
-    out = torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
-    return out.type_as(x)
+    def layer_cache(self, module: nn.Module):
+        return None if self.cache is None else self.cache.layers[module.layer_index]
 
 
-class Attention(nn.Module):
-    def __init__(self, cfg: TransformerConfig) -> None:
-        super().__init__()
-        self.n_heads, self.kv_heads, self.head_dim = cfg.n_heads, cfg.kv_heads, cfg.head_dim
-        kv_dim = cfg.kv_heads * cfg.head_dim
-        self.w_q = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
-        self.w_k = nn.Linear(cfg.d_model, kv_dim, bias=False)
-        self.w_v = nn.Linear(cfg.d_model, kv_dim, bias=False)
-        self.w_o = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
-        # OLMo 2 normalises q and k over the whole projection, before splitting heads
-        self.q_norm = RMSNorm(cfg.d_model, cfg.norm_eps) if cfg.qk_norm else nn.Identity()
-        self.k_norm = RMSNorm(kv_dim, cfg.norm_eps) if cfg.qk_norm else nn.Identity()
-
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        b, t, _ = x.shape
-        q = self.q_norm(self.w_q(x)).view(b, t, -1, self.head_dim).transpose(1, 2)  # [B, H, T, D]
-        k = self.k_norm(self.w_k(x)).view(b, t, -1, self.head_dim).transpose(1, 2)  # [B, Hkv, T, D]
-        v = self.w_v(x).view(b, t, -1, self.head_dim).transpose(1, 2)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=True, enable_gqa=self.kv_heads != self.n_heads
-        )
-        return self.w_o(y.transpose(1, 2).reshape(b, t, -1))  # [B, T, C]
-
-
-class SwiGLU(nn.Module):
-    def __init__(self, cfg: TransformerConfig) -> None:
-        super().__init__()
-        self.w_gate = nn.Linear(cfg.d_model, cfg.mlp_hidden, bias=False)
-        self.w_up = nn.Linear(cfg.d_model, cfg.mlp_hidden, bias=False)
-        self.w_down = nn.Linear(cfg.mlp_hidden, cfg.d_model, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.w_down(F.silu(self.w_gate(x)) * self.w_up(x))
-
-
-class Block(nn.Module):
-    """Reordered-norm block: ``h = x + norm(attn(x))``, ``out = h + norm(mlp(h))``."""
-
-    def __init__(self, cfg: TransformerConfig) -> None:
-        super().__init__()
-        self.attn = Attention(cfg)
-        self.attn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
-        self.mlp = SwiGLU(cfg)
-        self.mlp_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
-
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        h = x + self.attn_norm(self.attn(x, cos, sin))
-        return h + self.mlp_norm(self.mlp(h))
+@dataclass
+class ModelOutput:
+    logits: torch.Tensor
+    """``[B, T, V]``."""
+    router_stats: list[RouterStats]
+    """One entry per MoE layer (empty for dense models)."""
 
 
 class Transformer(nn.Module):
@@ -90,37 +55,97 @@ class Transformer(nn.Module):
         super().__init__()
         self.config = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.blocks = nn.ModuleList(build_block(cfg, i) for i in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed.weight
-        cos, sin = rotary_cache(cfg.max_seq_len, cfg.head_dim, cfg.rope_theta)
-        self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", sin, persistent=False)
+        head_dim = cfg.resolved_head_dim
+        self.rope_full = RotaryEmbedding(head_dim, cfg.rope_theta, cfg.rope_scaling)
+        self.rope_plain = (
+            RotaryEmbedding(head_dim, cfg.rope_theta) if cfg.rope_scaling is not None else None
+        )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        for module in self.modules():
-            if isinstance(module, nn.Linear | nn.Embedding):
-                nn.init.trunc_normal_(
-                    module.weight,
-                    std=self.config.init_std,
-                    a=-3 * self.config.init_std,
-                    b=3 * self.config.init_std,
-                )
+        """(Re-)initialise every parameter and buffer, e.g. after ``to_empty`` from meta.
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        t = input_ids.shape[1]
-        if t > self.config.max_seq_len:
+        Weights: normal, std ``init_std`` truncated at 3 std (OLMo 2); norms: ones; Gated
+        DeltaNet's decay and step parameters: their published init.
+        """
+        std = self.config.init_std
+        for module in self.modules():
+            if isinstance(module, (nn.Linear | nn.Embedding, Router)):
+                nn.init.trunc_normal_(module.weight, std=std, a=-3 * std, b=3 * std)
+            elif isinstance(module, GroupedExperts):
+                for p in (module.w_gate_up, module.w_down):
+                    nn.init.trunc_normal_(p, std=std, a=-3 * std, b=3 * std)
+            elif isinstance(module, RMSNorm):
+                module.reset_parameters()
+            elif isinstance(module, GatedDeltaNet):
+                module.reset_gdn_parameters()
+            elif isinstance(module, RotaryEmbedding):
+                module.reset_buffers()
+
+    # --- forward --------------------------------------------------------------------------------
+    def _context(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, cache
+    ) -> ForwardContext:
+        b, t = input_ids.shape
+        device = input_ids.device
+        valid = None if attention_mask is None else attention_mask.to(device).bool()
+        if valid is not None and bool(valid.all()):
+            valid = None  # nothing to mask: keep the fast paths
+        if cache is not None and cache.seen is None:
+            cache.seen = torch.zeros(b, dtype=torch.long, device=device)
+        start = cache.seen if cache is not None else torch.zeros(b, dtype=torch.long, device=device)
+        if valid is None:
+            positions = start[:, None] + torch.arange(t, device=device)  # [B, T]
+            key_positions = positions
+        else:
+            positions = start[:, None] + valid.long().cumsum(1) - 1
+            key_positions = positions.masked_fill(~valid, -1)
+            positions = positions.clamp_min(0)
+        longest = int(positions.max()) + 1 if t else 0
+        if longest > self.config.max_seq_len:
             raise ValueError(
-                f"sequence of {t} tokens exceeds max_seq_len={self.config.max_seq_len}"
+                f"sequence of {longest} tokens exceeds max_seq_len={self.config.max_seq_len}; "
+                "raise max_seq_len in the model config or pass a shorter input"
             )
+        rope = {"full": self.rope_full(positions)}
+        rope["plain"] = self.rope_plain(positions) if self.rope_plain is not None else rope["full"]
+        if cache is not None:
+            cache.seen = start + (t if valid is None else valid.long().sum(1))
+            cache.length += t
+        return ForwardContext(positions, key_positions, valid, rope, cache)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        *,
+        attention_mask: torch.Tensor | None = None,
+        cache: ModelCache | None = None,
+        return_output: bool = False,
+    ) -> torch.Tensor | ModelOutput:
+        """Logits ``[B, T, V]`` for ``input_ids [B, T]``.
+
+        ``attention_mask [B, T]`` (1 = token, 0 = padding) marks left padding; ``cache``
+        continues from (and updates) a decoding state; ``return_output`` also returns the MoE
+        layers' router statistics for the training loss.
+        """
+        ctx = self._context(input_ids, attention_mask, cache)
+        ctx.collect_router_stats = return_output
         x = self.embed(input_ids)  # [B, T, C]
-        cos, sin = self.rope_cos[:t], self.rope_sin[:t]
         for block in self.blocks:
-            x = block(x, cos, sin)
-        return self.lm_head(self.norm(x))  # [B, T, V]
+            x = block(x, ctx)
+        logits = self.lm_head(self.norm(x))  # [B, T, V]
+        if return_output:
+            return ModelOutput(logits, ctx.router_stats)
+        return logits
+
+    def new_cache(self, capacity: int | None = None) -> ModelCache:
+        """An empty decoding state for up to ``capacity`` columns (default ``max_seq_len``)."""
+        return ModelCache.for_model(self.config, capacity or self.config.max_seq_len)
 
     @torch.no_grad()
     def generate(
@@ -130,18 +155,11 @@ class Transformer(nn.Module):
         temperature: float = 1.0,
         top_k: int | None = None,
         generator: torch.Generator | None = None,
+        **kwargs,
     ) -> torch.Tensor:
-        """Sample ``max_new_tokens`` continuations (no KV cache: a small-model convenience)."""
-        for _ in range(max_new_tokens):
-            context = input_ids[:, -self.config.max_seq_len :]
-            logits = self(context)[:, -1, :].float()
-            if temperature <= 0:
-                nxt = logits.argmax(-1, keepdim=True)
-            else:
-                logits = logits / temperature
-                if top_k is not None:
-                    kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
-                    logits = logits.masked_fill(logits < kth, float("-inf"))
-                nxt = torch.multinomial(logits.softmax(-1), 1, generator=generator)
-            input_ids = torch.cat([input_ids, nxt], dim=1)
-        return input_ids
+        """Prompt plus ``max_new_tokens`` sampled tokens ``[B, T + new]`` (KV-cached; see
+        ``olmo_lm.generate.generate`` for top-p, stop ids/strings and padded batches)."""
+        from olmo_lm.generate import SamplingConfig, generate
+
+        sampling = SamplingConfig(temperature=temperature, top_k=top_k, **kwargs)
+        return generate(self, input_ids, max_new_tokens, sampling, generator=generator).tokens
