@@ -29,3 +29,7 @@ class WindowError(DataError):
 
 class PretrainConfigError(EarthplatError, ValueError):
     """An invalid pretraining sampling or data configuration."""
+
+
+class SensorFileError(SensorError, ValueError):
+    """A custom-sensor YAML file that cannot be used; the message names the file and the field."""

@@ -6,13 +6,29 @@ Sentinel-1 SAR user guides, USGS Landsat 8/9 OLI-TIRS) and from OlmoEarth: its b
 per-band normalisation statistics (``computed.json`` of olmoearth_pretrain), which map
 mean +/- 2 std to [0, 1].
 
-Importing this module is cheap (no numpy or torch at import time).
+The registry holds the built-in modalities below plus custom sensors: ``register_modality`` adds
+one, and YAML files listed in the ``EARTHPLAT_SENSORS`` environment variable (``os.pathsep``
+separated files or directories of ``*.yaml``) are registered on the first lookup. The format of
+those files is documented in ``earthplat.sensor_file``. ``get_modality`` looks a modality up,
+``modalities()`` lists them; ``MODALITIES`` is a read-only mapping over the same registry.
+
+Product levels are facts here too: each modality names its sensor ``family`` and the
+``product_ids`` that identify it in metadata, and ``detect_product`` reads those to tell, say,
+a Sentinel-2 L2A file from an L1C one.
+
+Importing this module is cheap (no numpy, torch or yaml at import time).
 """
 
 from __future__ import annotations
 
+import math
+import os
+import re
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 
@@ -41,6 +57,7 @@ class Composite:
     """Three bands (or band expressions) rendered as RGB with a value range per channel."""
 
     name: str
+    """Preset name (``true_color``, ``false_color``...)."""
     bands: tuple[str, str, str]
     """Band names; ``A-B`` means the difference of two bands (e.g. ``VV-VH`` in dB)."""
     ranges: tuple[tuple[float, float], ...]
@@ -53,7 +70,9 @@ class Modality:
     """A sensor product or a map, as the models and the data pipeline see it."""
 
     name: str
+    """Registry name (``sentinel2_l2a``); lowercase letters, digits and ``_``."""
     bands: tuple[Band, ...]
+    """Every band, in the canonical order of the modality."""
     band_sets: tuple[tuple[str, ...], ...]
     """Groups tokenised together (one token per patch, time step and band set)."""
     multitemporal: bool
@@ -61,14 +80,25 @@ class Modality:
     decode_only: bool = False
     """Maps are prediction targets only, never encoder inputs."""
     units: str = ""
+    """What a stored value means (``TOA reflectance x 10000``, ``backscatter dB``)."""
     dtype: str = "uint16"
     """Storage dtype of materialised layers."""
     nodata: float | None = 0
+    """Value that marks invalid pixels in materialised layers (``None``: NaN for float dtypes)."""
     categorical: bool = False
     """Class codes rather than continuous values (resampled with nearest neighbour)."""
     classes: dict[int, str] = field(default_factory=dict)
+    """Class code -> name, for categorical maps."""
     composites: tuple[Composite, ...] = ()
+    """Display presets (UI tiles, previews)."""
     description: str = ""
+    """One line for people."""
+    family: str = ""
+    """The instrument family shared by the product levels of one sensor (``sentinel2`` for both
+    L1C and L2A); ``detect_product`` tells the members of a family apart. Empty for maps."""
+    product_ids: tuple[str, ...] = ()
+    """Case-insensitive names of this product in metadata, STAC and file names (``MSIL2A``,
+    ``Level-2A``, ``sentinel-2-l2a``), matched on token boundaries (see ``detect_product``)."""
 
     # --- lookups -----------------------------------------------------------------------
     @property
@@ -196,6 +226,10 @@ SENTINEL2_L1C = Modality(
     nodata=0,
     composites=_S2_COMPOSITES,
     description="Sentinel-2 MSI Level-1C top-of-atmosphere",
+    family="sentinel2",
+    # ESA product types (S2MSI1C), SAFE names (S2A_MSIL1C_...), STAC collections
+    # (sentinel-2-l1c on Earth Search and Planetary Computer) and the PROCESSING_LEVEL metadata.
+    product_ids=("L1C", "MSIL1C", "S2MSI1C", "Level-1C", "sentinel-2-l1c"),
 )
 SENTINEL2_L2A = Modality(
     name="sentinel2_l2a",
@@ -207,6 +241,8 @@ SENTINEL2_L2A = Modality(
     nodata=0,
     composites=_S2_COMPOSITES,
     description="Sentinel-2 MSI Level-2A bottom-of-atmosphere",
+    family="sentinel2",
+    product_ids=("L2A", "MSIL2A", "S2MSI2A", "Level-2A", "sentinel-2-l2a"),
 )
 
 # --- Sentinel-1 C-band SAR, GRD, backscatter in dB ---------------------------------------------
@@ -230,6 +266,9 @@ SENTINEL1 = Modality(
         ),
     ),
     description="Sentinel-1 GRD, VV and VH, sigma0 in dB (linear sources are converted)",
+    family="sentinel1",
+    # GRD product types of the IW/EW/SM modes (S1A_IW_GRDH_1SDV_...) and the STAC collection.
+    product_ids=("GRD", "GRDH", "GRDM", "GRDF", "sentinel-1-grd"),
 )
 
 # --- Landsat 8/9 OLI-TIRS, Collection 2 Level-1 DN ----------------------------------------------
@@ -259,6 +298,53 @@ LANDSAT = Modality(
         Composite("false_color", ("B5", "B4", "B3"), ((5000, 30000),) + ((5000, 25000),) * 2),
     ),
     description="Landsat 8/9 OLI-TIRS Collection 2 Level-1",
+    family="landsat",
+    # Collection 2 Level-1 processing levels (LC08_L1TP_...) and the STAC collection.
+    product_ids=("L1TP", "L1GT", "L1GS", "landsat-c2-l1"),
+)
+
+# --- NAIP aerial imagery (USDA National Agriculture Imagery Program) ----------------------------
+# Four bands, 0.6-1 m (gsd_m 1.0 here; newer states fly 0.6 m), delivered as uint8 (most states)
+# or uint16. Band centres (um) are approximate: NAIP has been flown with different four-band
+# cameras over the years and states, so no single spectral response fits, and
+# 0.465/0.555/0.635/0.860 um are the commonly quoted centres. They were not checked against the
+# USDA FPAC-BC NAIP specification itself (no copy of it was at hand); fix them here if it differs.
+#
+# nodata = 65535 and dtype uint16, not the registry's usual nodata 0: a valid 0 is common in NAIP
+# (the NIR band over water is 0 in the real Chesapeake tiles), and
+# ``earthplat.data.materialize._to_storage`` lifts every valid value to at least 1 when nodata is
+# 0 (so that it can never read as nodata), which would change those pixels. With 65535 every
+# 8-bit value 0..255 is stored unchanged; 16-bit NAIP deliveries do not reach the top of the
+# uint16 range in practice (a pixel that did would be stored as nodata).
+#
+# Statistics (mean, std per band): ``band_stats`` over the three real 8-bit GEO-Bench Chesapeake
+# tiles, all 3 x 65536 pixels of each band (no nodata), rounded to 4 decimals; the test of NAIP in
+# tests/unit/earthplat/test_sensors.py recomputes them. The command:
+#   .venv/bin/python -c "import glob; from earthplat.data.band_stats import band_stats as s;
+#     print(s(sorted(glob.glob('/work/shared/data/real/chesapeake_naip_geobench/*_rgbn.tif'))))"
+# Three tiles from one region, one of them 99.7 % water, are a small sample: for other states,
+# seasons or 16-bit products compute them over your own tiles and register a custom sensor
+# (``band_stats`` + ``sensor_yaml``, see earthplat.sensor_file).
+NAIP = Modality(
+    name="naip",
+    bands=(
+        _b("R", "red", 0.635, 1.0, 144.3487, 65.0363, "band1", "B1"),
+        _b("G", "green", 0.555, 1.0, 158.2748, 55.9134, "band2", "B2"),
+        _b("B", "blue", 0.465, 1.0, 155.5607, 51.5569, "band3", "B3"),
+        _b("NIR", "nir", 0.860, 1.0, 118.3419, 94.0029, "N", "band4", "B4"),
+    ),
+    band_sets=(("R", "G", "B", "NIR"),),
+    multitemporal=True,
+    units="DN (8-bit 0..255 for most deliveries)",
+    dtype="uint16",
+    nodata=65535,
+    composites=(
+        Composite("true_color", ("R", "G", "B"), ((0, 255),) * 3, "natural colour"),
+        Composite("false_color", ("NIR", "R", "G"), ((0, 255),) * 3, "colour infrared"),
+    ),
+    description="USDA NAIP aerial imagery, R G B NIR at 0.6-1 m",
+    family="naip",
+    product_ids=("naip", "usda-naip"),
 )
 
 # --- Decode-only maps --------------------------------------------------------------------------
@@ -403,13 +489,15 @@ LABEL = Modality(
     description="A labelled class raster (task labels; -1 = unlabelled)",
 )
 
-MODALITIES: dict[str, Modality] = {
+# --- The registry -----------------------------------------------------------------------------
+_BUILTIN: dict[str, Modality] = {
     m.name: m
     for m in (
         SENTINEL2_L2A,
         SENTINEL2_L1C,
         SENTINEL1,
         LANDSAT,
+        NAIP,
         WORLDCOVER,
         DEM,
         OPENSTREETMAP,
@@ -419,23 +507,270 @@ MODALITIES: dict[str, Modality] = {
         LABEL,
     )
 }
+_SHORTHANDS = {
+    "s2": "sentinel2_l2a",
+    "s2_l2a": "sentinel2_l2a",
+    "s2_l1c": "sentinel2_l1c",
+    "s1": "sentinel1",
+    "landsat8": "landsat",
+    "landsat9": "landsat",
+}
+SENSORS_ENV = "EARTHPLAT_SENSORS"
+"""Environment variable naming custom-sensor YAML files, or directories of ``*.yaml``/``*.yml``,
+separated by ``os.pathsep``; they are registered on the first registry lookup."""
+
+_custom: dict[str, Modality] = {}
+_custom_source: dict[str, str] = {}
+_env_loaded = False
+_env_loading = False
+_lock = threading.RLock()
+
+_INT_RANGES = {
+    "uint8": (0, 2**8 - 1),
+    "int8": (-(2**7), 2**7 - 1),
+    "uint16": (0, 2**16 - 1),
+    "int16": (-(2**15), 2**15 - 1),
+    "uint32": (0, 2**32 - 1),
+    "int32": (-(2**31), 2**31 - 1),
+}
+STORAGE_DTYPES = (*_INT_RANGES, "float32", "float64")
+"""The dtypes a modality can be materialised in."""
+
+
+def dtype_range(dtype: str) -> tuple[float, float] | None:
+    """(min, max) of an integer storage dtype; ``None`` for float dtypes."""
+    return _INT_RANGES.get(dtype)
+
+
+def _load_env_sensors() -> None:
+    """Register the sensors of ``EARTHPLAT_SENSORS`` once, all or none of them. Other threads
+    wait for the load; a failed load is retried (and fails again) on the next lookup, so a
+    process never carries on silently without its custom sensors."""
+    global _env_loaded, _env_loading
+    if _env_loaded:
+        return
+    with _lock:
+        if _env_loaded or _env_loading:  # loading: this thread re-entered while loading
+            return
+        value = os.environ.get(SENSORS_ENV, "")
+        if not value.strip():
+            _env_loaded = True
+            return
+        from earthplat.errors import EarthplatError
+        from earthplat.sensor_file import read_sensor_file, sensor_paths
+
+        _env_loading = True
+        added: list[str] = []
+        try:
+            for path in sensor_paths(value):
+                for m, replace in read_sensor_file(path):
+                    _register(m, replace=replace, source=str(path))
+                    added.append(m.name)
+            _env_loaded = True
+        except BaseException as err:
+            for name in added:
+                _custom.pop(name, None)
+                _custom_source.pop(name, None)
+            if isinstance(err, EarthplatError):
+                raise type(err)(f"{SENSORS_ENV}={value!r}: {err}") from err
+            raise
+        finally:
+            _env_loading = False
+
+
+def _register(m: Modality, *, replace: bool, source: str | None) -> None:
+    from earthplat.errors import SensorError
+
+    check_modality(m)
+    where = f" (from {source})" if source else ""
+    if m.name in _SHORTHANDS:
+        raise SensorError(
+            f"modality name {m.name!r}{where} is a shorthand for {_SHORTHANDS[m.name]}; "
+            "choose another name"
+        )
+    if not replace:
+        if m.name in _BUILTIN and _BUILTIN[m.name] != m:
+            raise SensorError(
+                f"modality {m.name!r}{where} is a built-in modality; choose another name, or "
+                "replace the built-in on purpose (`replace: true` in the sensor file, "
+                "register_modality(..., replace=True) in Python)"
+            )
+        old = _custom.get(m.name)
+        if old is not None and old != m:
+            before = _custom_source.get(m.name)
+            raise SensorError(
+                f"a different custom modality {m.name!r} is already registered"
+                + (f" from {before}" if before else "")
+                + (f"; this one comes from {source}" if source else "")
+                + "; give one of them another name, or replace it on purpose (replace=True)"
+            )
+    with _lock:
+        _custom[m.name] = m
+        if source:
+            _custom_source[m.name] = source
+
+
+def register_modality(m: Modality, *, replace: bool = False) -> None:
+    """Add a custom modality to the registry, after checking it (``check_modality``).
+
+    A name that a built-in modality (or another custom one) already has is refused unless
+    ``replace``; registering the same modality twice is a no-op."""
+    _load_env_sensors()
+    _register(m, replace=replace, source=None)
+
+
+def register_sensor_file(path: str | Path) -> list[Modality]:
+    """Load a custom-sensor YAML file (see ``earthplat.sensor_file``) and register its sensors,
+    honouring each one's ``replace``; returns them."""
+    _load_env_sensors()
+    from earthplat.sensor_file import read_sensor_file
+
+    pairs = read_sensor_file(path)
+    for m, replace in pairs:
+        _register(m, replace=replace, source=str(path))
+    return [m for m, _ in pairs]
+
+
+def load_sensor_file(path: str | Path) -> list[Modality]:
+    """The modalities of a custom-sensor YAML file, validated but not registered (see
+    ``earthplat.sensor_file`` for the format; ``register_sensor_file`` also registers them)."""
+    from earthplat.sensor_file import load_sensor_file as load
+
+    return load(path)
+
+
+def reset_custom_modalities() -> None:
+    """Forget every custom modality and that ``EARTHPLAT_SENSORS`` was read (the next lookup
+    reads it again). For tests and long-lived processes whose sensor files changed."""
+    global _env_loaded
+    with _lock:
+        _custom.clear()
+        _custom_source.clear()
+        _env_loaded = False
+
+
+def modalities() -> list[Modality]:
+    """Every registered modality: the built-ins, then custom sensors (a custom one that replaces
+    a built-in takes its place)."""
+    _load_env_sensors()
+    merged = {**_BUILTIN, **_custom}
+    return list(merged.values())
 
 
 def get_modality(name: str) -> Modality:
-    """Look a modality up by name (``sentinel2_l2a``; ``s2``/``s1`` are accepted shorthands)."""
-    key = {
-        "s2": "sentinel2_l2a",
-        "s2_l2a": "sentinel2_l2a",
-        "s2_l1c": "sentinel2_l1c",
-        "s1": "sentinel1",
-        "landsat8": "landsat",
-        "landsat9": "landsat",
-    }.get(name, name)
-    if key not in MODALITIES:
+    """Look a modality up by name (``sentinel2_l2a``; ``s2``/``s1`` are accepted shorthands),
+    built-in or custom."""
+    _load_env_sensors()
+    key = _SHORTHANDS.get(name, name)
+    found = _custom.get(key) or _BUILTIN.get(key)
+    if found is None:
         from earthplat.errors import SensorError
 
-        raise SensorError(f"unknown modality {name!r}; known: {', '.join(MODALITIES)}")
-    return MODALITIES[key]
+        known = ", ".join(m.name for m in modalities())
+        raise SensorError(
+            f"unknown modality {name!r}; known: {known} (a custom sensor is added with a YAML "
+            f"file listed in {SENSORS_ENV}, see earthplat.sensor_file)"
+        )
+    return found
+
+
+class _Registry(Mapping[str, Modality]):
+    """Read-only name -> modality view of the registry (built-in and custom)."""
+
+    def __getitem__(self, name: str) -> Modality:
+        _load_env_sensors()
+        found = _custom.get(name) or _BUILTIN.get(name)
+        if found is None:
+            raise KeyError(name)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([m.name for m in modalities()])
+
+    def __len__(self) -> int:
+        return len(modalities())
+
+    def __repr__(self) -> str:
+        return f"MODALITIES({', '.join(self)})"
+
+
+MODALITIES: Mapping[str, Modality] = _Registry()
+"""Every registered modality by name; prefer ``get_modality`` (shorthands, clear errors) and
+``modalities()``."""
+
+
+def check_modality(m: Modality) -> None:
+    """Raise ``SensorError`` naming every inconsistency of a modality: band names, common names
+    and aliases that would look up two different bands, band sets that do not hold every band
+    exactly once, composites over unknown bands, non-positive std or GSD, a dtype that cannot be
+    stored, a nodata value the dtype cannot hold."""
+    problems: list[str] = []
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", m.name):
+        problems.append("its name must be lowercase letters, digits and _ (e.g. 'my_sensor')")
+    if not m.bands:
+        problems.append("it has no bands")
+    owner: dict[str, str] = {}
+    for b in m.bands:
+        if not (math.isfinite(b.mean) and math.isfinite(b.std) and b.std > 0):
+            problems.append(f"band {b.name}: mean must be finite and std positive")
+        if not (math.isfinite(b.gsd_m) and b.gsd_m > 0):
+            problems.append(f"band {b.name}: gsd_m must be positive")
+        for key in {k.lower() for k in (b.name, b.common_name or "", *b.aliases) if k}:
+            if key in owner and owner[key] != b.name:
+                problems.append(f"{key!r} would name both band {owner[key]} and band {b.name}")
+            owner.setdefault(key, b.name)
+    in_sets = [n for s in m.band_sets for n in s]
+    if sorted(in_sets) != sorted(m.band_names):
+        problems.append(
+            f"band_sets {[list(s) for s in m.band_sets]} must hold every band "
+            f"({', '.join(m.band_names)}) exactly once"
+        )
+    for c in m.composites:
+        if len(c.bands) != 3 or len(c.ranges) != 3:
+            problems.append(f"composite {c.name}: needs 3 bands and 3 (low, high) ranges")
+        unknown = [p for e in c.bands for p in e.split("-") if p.lower() not in owner]
+        if unknown:
+            problems.append(f"composite {c.name}: unknown bands {', '.join(unknown)}")
+        if any(len(r) != 2 or not r[0] < r[1] for r in c.ranges):
+            problems.append(f"composite {c.name}: each range must be (low, high) with low < high")
+    if m.dtype not in STORAGE_DTYPES:
+        problems.append(f"dtype {m.dtype!r} is not one of {', '.join(STORAGE_DTYPES)}")
+    elif m.nodata is not None:
+        rng = dtype_range(m.dtype)
+        if rng is not None and (m.nodata != int(m.nodata) or not rng[0] <= m.nodata <= rng[1]):
+            problems.append(f"nodata {m.nodata} does not fit dtype {m.dtype} ({rng[0]}..{rng[1]})")
+    if problems:
+        from earthplat.errors import SensorError
+
+        raise SensorError(f"modality {m.name!r}: " + "; ".join(problems))
+
+
+# --- Product levels ---------------------------------------------------------------------------
+PRODUCT_ONLY_BANDS: dict[str, tuple[str, ...]] = {
+    "sentinel2_l2a": ("SCL", "AOT", "WVP"),
+}
+"""Auxiliary bands that only one product level carries and that the registry does not list as
+model bands: Sen2Cor's scene classification, aerosol optical thickness and water vapour (L2A).
+Bands of the registry that only one member of a family has (B10 in L1C) count as well."""
+
+UNREGISTERED_PRODUCTS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "landsat": (
+        ("Landsat Collection 2 Level-2 surface reflectance", ("L2SP", "L2SR", "landsat-c2-l2")),
+    ),
+    "sentinel1": (("Sentinel-1 SLC (complex values, not GRD backscatter)", ("SLC",)),),
+}
+"""Products of a family that no modality holds, so that ``detect_product`` can say what a file is
+instead of letting it pass for the registered level (label, product ids)."""
+
+
+def __getattr__(name: str) -> Any:
+    # ``detect_product`` lives in earthplat.product_level (it reads the facts above); importable
+    # from here too, without loading it for every ``import earthplat.sensors``.
+    if name == "detect_product":
+        from earthplat.product_level import detect_product
+
+        return detect_product
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def normalize(
