@@ -1,14 +1,18 @@
-"""``olmo-lm``: a thin command line over the language-model training and generation functions."""
+"""``olmo-lm``: a thin command line over the language-model training, generation and
+conversion functions (each callable from Python with the same arguments)."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from earthplat.traincore.errors import TrainCoreConfigError
 from earthplat.traincore.optim import OptimizerConfig, SchedulerConfig
 from earthplat.traincore.trainer import TrainerConfig
 from olmo_lm.data.text import TextDataConfig
 from olmo_lm.model.config import TransformerConfig
+from olmo_lm.train.pretrain import LMLossConfig
 
 
 @dataclass
@@ -20,6 +24,9 @@ class PretrainJobConfig:
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(max_steps=200))
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=3e-3))
     scheduler: SchedulerConfig = field(default_factory=lambda: SchedulerConfig(warmup_steps=20))
+    loss: LMLossConfig = field(default_factory=LMLossConfig)
+    init_from: str | None = None
+    """Start from these weights (a model directory, transformers checkpoint or run)."""
 
 
 def run_pretraining(job: PretrainJobConfig) -> dict[str, float]:
@@ -33,12 +40,28 @@ def run_pretraining(job: PretrainJobConfig) -> dict[str, float]:
     if job.model.max_seq_len < job.data.seq_len:
         job.model.max_seq_len = job.data.seq_len
     L.seed_everything(job.trainer.seed, workers=True, verbose=False)
-    module = CausalLMModule(job.model, job.data.seq_len, job.optimizer, job.scheduler)
-    trainer = fit(job.trainer, module, TextDataModule(job.data), config_to_save=job)
+    module = CausalLMModule(job.model, job.data.seq_len, job.optimizer, job.scheduler, job.loss)
+    if job.init_from is not None:
+        from olmo_lm.model.store import load_state
+
+        cfg, state, _ = load_state(job.init_from)
+        if (cfg.d_model, cfg.n_layers, cfg.vocab_size) != (
+            job.model.d_model,
+            job.model.n_layers,
+            job.model.vocab_size,
+        ):
+            raise TrainCoreConfigError(
+                f"--init_from {job.init_from} holds a different model than --model; leave "
+                "--model out to train the one it holds"
+            )
+        module.model.load_state_dict(state, strict=not cfg.tie_embeddings)
+    data = TextDataModule(job.data)
+    trainer = fit(job.trainer, module, data, config_to_save=job)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if trainer.is_global_zero:
         print(f"run directory: {Path(job.trainer.run_dir).resolve()}")
-        print("final metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
+        shown = {k: v for k, v in metrics.items() if "/expert_load/" not in k}
+        print("final metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(shown.items())))
     return metrics
 
 
@@ -48,17 +71,46 @@ def train(
     trainer: TrainerConfig | None = None,
     optimizer: OptimizerConfig | None = None,
     scheduler: SchedulerConfig | None = None,
+    loss: LMLossConfig | None = None,
+    init_from: str | None = None,
 ) -> dict[str, float]:
-    """Pretrain a causal LM; re-running the same command resumes an interrupted run."""
+    """Pretrain a causal LM; re-running the same command resumes an interrupted run.
+
+    ``--init_from DIR`` starts from converted weights (``olmo-lm convert --from-hf``); its
+    architecture is used when ``--model`` is not given.
+    """
     defaults = PretrainJobConfig()
+    if model is None and init_from is not None:
+        from olmo_lm.model.store import load_state
+
+        model = load_state(init_from)[0]
     job = PretrainJobConfig(
         model=model or defaults.model,
         data=data or defaults.data,
         trainer=trainer or defaults.trainer,
         optimizer=optimizer or defaults.optimizer,
         scheduler=scheduler or defaults.scheduler,
+        loss=loss or defaults.loss,
+        init_from=init_from,
     )
     return run_pretraining(job)
+
+
+def _run_tokenizer(run_dir: Path, tokenizer: str | None):
+    """The tokenizer named, else the model directory's tokenizer.json, else the run's."""
+    from olmo_lm.data.tokenizer import load_tokenizer
+
+    if tokenizer is not None:
+        return load_tokenizer(tokenizer)
+    if (run_dir / "tokenizer.json").exists():
+        return load_tokenizer(run_dir)
+    saved = run_dir / "config.yaml"
+    if saved.exists():
+        import yaml
+
+        data = (yaml.safe_load(saved.read_text()) or {}).get("data") or {}
+        return load_tokenizer(data.get("tokenizer"))
+    return load_tokenizer(None)
 
 
 def generate(
@@ -67,39 +119,131 @@ def generate(
     max_new_tokens: int = 200,
     temperature: float = 0.8,
     top_k: int | None = 40,
+    top_p: float = 1.0,
+    stop: list[str] | None = None,
     seed: int = 0,
+    tokenizer: str | None = None,
+    use_cache: bool = True,
 ) -> str:
-    """Sample text from the last checkpoint of a run directory."""
+    """Sample text from a run directory (its last checkpoint), a model directory or a
+    transformers checkpoint; prints the prompt and continuation, and tokens/s to stderr."""
     import torch
 
-    from earthplat.traincore.checkpoint import find_resume_checkpoint
-    from olmo_lm.data.tokenizer import ByteTokenizer
-    from olmo_lm.train.pretrain import CausalLMModule
+    from olmo_lm.generate import SamplingConfig
+    from olmo_lm.generate import generate as generate_tokens
+    from olmo_lm.model.store import load_model
 
-    ckpt = find_resume_checkpoint(run_dir)
-    if ckpt is None:
-        raise SystemExit(f"no checkpoint under {run_dir}/checkpoints; train first")
-    module = CausalLMModule.load_from_checkpoint(ckpt, map_location="cpu")
-    module.eval()
-    tok = ByteTokenizer()
-    ids = torch.tensor([tok.encode(prompt)], dtype=torch.long)
-    out = module.model.generate(
-        ids, max_new_tokens, temperature, top_k, generator=torch.Generator().manual_seed(seed)
+    model, token_ids = load_model(run_dir)
+    tok = _run_tokenizer(Path(run_dir), tokenizer)
+    eos = token_ids.get("eos_token_id", tok.eos_id)
+    sampling = SamplingConfig(
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        stop_strings=list(stop or []),
+        stop_ids=[eos] if isinstance(eos, int) else [],
     )
-    text = tok.decode(out[0].tolist())
+    ids = torch.tensor([tok.encode(prompt)], dtype=torch.long)
+    result = generate_tokens(
+        model,
+        ids,
+        max_new_tokens,
+        sampling,
+        generator=torch.Generator().manual_seed(seed),
+        use_cache=use_cache,
+        tokenizer=tok,
+    )
+    text = prompt + result.texts[0]
     print(text)
+    print(
+        f"{len(result.new_tokens[0])} tokens, {result.tokens_per_second:.1f} tokens/s",
+        file=sys.stderr,
+    )
     return text
+
+
+def convert(
+    out: str,
+    from_hf: str | None = None,
+    to_hf: str | None = None,
+    dtype: str | None = None,
+    max_shard_gb: float = 5.0,
+) -> str:
+    """``--from-hf DIR``: a transformers checkpoint (config.json + safetensors) into an
+    olmo-lm model directory; ``--to-hf RUN``: a run directory (or model directory) into a
+    transformers checkpoint (sharded safetensors + config.json) for transformers and vLLM.
+    Tokenizer files beside the source are copied. ``--dtype bfloat16`` casts the weights."""
+    import torch
+
+    from olmo_lm import hf
+    from olmo_lm.model.store import load_state, save_model_dir
+
+    if (from_hf is None) == (to_hf is None):
+        raise TrainCoreConfigError("pass exactly one of --from-hf DIR or --to-hf RUN")
+    cast = None
+    if dtype is not None:
+        cast = getattr(torch, dtype, None)
+        if not isinstance(cast, torch.dtype):
+            raise TrainCoreConfigError(f"--dtype {dtype!r} is not a torch dtype (e.g. bfloat16)")
+    if from_hf is not None:
+        cfg, state, token_ids = hf.load_hf(from_hf)
+        if cast is not None:
+            state = {k: v.to(cast) for k, v in state.items()}
+        save_model_dir(cfg, state, out, token_ids=token_ids, tokenizer_dir=from_hf)
+        print(f"{hf.family_of(cfg)} model ({cfg.num_params():,} parameters) written to {out}")
+        return out
+    cfg, state, token_ids = load_state(to_hf)
+    tokenizer_dir = Path(to_hf)
+    saved = tokenizer_dir / "config.yaml"
+    if not (tokenizer_dir / "tokenizer.json").exists() and saved.exists():
+        import yaml
+
+        data = (yaml.safe_load(saved.read_text()) or {}).get("data") or {}
+        if data.get("tokenizer"):
+            tokenizer_dir = Path(data["tokenizer"])
+            tokenizer_dir = tokenizer_dir if tokenizer_dir.is_dir() else tokenizer_dir.parent
+    hf.save_hf(
+        cfg,
+        state,
+        out,
+        dtype=cast,
+        max_shard_bytes=int(max_shard_gb * 1024**3),
+        tokenizer_dir=tokenizer_dir,
+        **token_ids,
+    )
+    print(f"{hf.family_of(cfg)} checkpoint written to {out}")
+    return out
+
+
+_ALIASES = {"--from-hf": "--from_hf", "--to-hf": "--to_hf", "--max-shard-gb": "--max_shard_gb"}
+
+
+def _alias(arg: str) -> str:
+    """``--from-hf`` spelled as the issue and docs do -> the parameter name ``--from_hf``."""
+    name, sep, value = arg.partition("=")
+    return _ALIASES.get(name, name) + sep + value
 
 
 def main(argv: list[str] | None = None) -> None:
     from jsonargparse import CLI
 
-    CLI(
-        {"train": train, "generate": generate},
-        args=argv,
-        as_positional=False,
-        description="OLMo-family language models on the earthplat training core.",
-    )
+    args = list(sys.argv[1:] if argv is None else argv)
+    args = [_alias(a) for a in args]
+    debug = "--debug" in args
+    if debug:
+        args.remove("--debug")
+    try:
+        CLI(
+            {"train": train, "generate": generate, "convert": convert},
+            args=args,
+            as_positional=False,
+            description="OLMo-family language models on the earthplat training core.",
+        )
+    except TrainCoreConfigError as e:
+        if debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
-__all__ = ["PretrainJobConfig", "generate", "main", "run_pretraining", "train"]
+__all__ = ["PretrainJobConfig", "convert", "generate", "main", "run_pretraining", "train"]

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from earthplat.traincore.data import ResumableDataLoader
 from earthplat.traincore.errors import TrainCoreConfigError
-from olmo_lm.data.tokenizer import ByteTokenizer
+from olmo_lm.data.tokenizer import load_tokenizer
 
 
 class TokenChunkDataset(Dataset):
@@ -33,10 +33,12 @@ class TokenChunkDataset(Dataset):
 
 @dataclass
 class TextDataConfig:
-    """A UTF-8 text file, byte-tokenised."""
+    """A UTF-8 text file, tokenised by bytes or by a ``tokenizer.json``."""
 
     path: str = "../shared/data/text/tinyshakespeare.txt"
     """Text file (relative paths are resolved from the working directory)."""
+    tokenizer: str | None = None
+    """A ``tokenizer.json`` (or a checkpoint folder with one); ``None``: byte-level tokens."""
     seq_len: int = 128
     """Tokens per training sequence."""
     batch_size: int = 16
@@ -59,7 +61,7 @@ class TextDataModule(L.LightningDataModule):
     def __init__(self, config: TextDataConfig) -> None:
         super().__init__()
         self.config = config
-        self.tokenizer = ByteTokenizer()
+        self.tokenizer = load_tokenizer(config.tokenizer)
         self.train_set: TokenChunkDataset | None = None
         self.val_set: TokenChunkDataset | None = None
 

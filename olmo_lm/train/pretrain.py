@@ -1,20 +1,56 @@
-"""Causal-LM pretraining as a ``TrainCoreModule``."""
+"""Causal-LM pretraining as a ``TrainCoreModule``.
+
+The training loss is what the OLMo recipes optimise:
+
+- cross-entropy of the next token;
+- OLMo 2's z-loss, ``weight * mean(logsumexp(logits)^2)`` (1e-5), which keeps the softmax
+  normaliser near 1 and the output logits from drifting (a bf16 stability fix);
+- for MoE models, each MoE layer's load-balancing and router z-loss (OLMoE: 0.01 and 0.001),
+  averaged over the MoE layers and weighted by ``MoEConfig``; the load balance is over the
+  global batch under data parallelism (see ``olmo_lm.model.layers.moe``).
+
+The log has each term, and per expert its load relative to a perfect balance
+(``train/expert_load/{e}``: 1.0 = its fair share, averaged over layers) and the worst layer's
+most loaded expert (``train/expert_load_max``).
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from earthplat.traincore.errors import TrainCoreConfigError
 from earthplat.traincore.module import TrainCoreModule, coerce_config, plain_hparams
 from earthplat.traincore.optim import OptimizerConfig, SchedulerConfig
 from olmo_lm.model.config import TransformerConfig
 
 
+@dataclass
+class LMLossConfig:
+    """Terms of the language-model training loss besides cross-entropy."""
+
+    z_loss_weight: float = 1e-5
+    """Weight of the z-loss ``mean(logsumexp(logits)^2)`` (OLMo 2: 1e-5; 0 turns it off)."""
+
+    def __post_init__(self) -> None:
+        if self.z_loss_weight < 0:
+            raise TrainCoreConfigError("loss.z_loss_weight must be >= 0")
+
+
+def lm_losses(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cross-entropy, z-loss) of ``logits [N, V]`` against ``targets [N]``, in float32, from
+    one logsumexp."""
+    logits = logits.float()
+    lse = torch.logsumexp(logits, dim=-1)  # [N]
+    ce = (lse - logits.gather(-1, targets[:, None]).squeeze(-1)).mean()
+    return ce, lse.square().mean()
+
+
 class CausalLMModule(TrainCoreModule):
-    """Next-token cross-entropy on batches of ``[B, T + 1]`` token ids."""
+    """Next-token cross-entropy (plus z-loss and MoE losses) on batches of ``[B, T + 1]`` ids."""
 
     def __init__(
         self,
@@ -22,15 +58,18 @@ class CausalLMModule(TrainCoreModule):
         seq_len: int,
         optimizer: OptimizerConfig | dict | None = None,
         scheduler: SchedulerConfig | dict | None = None,
+        loss: LMLossConfig | dict | None = None,
     ) -> None:
         super().__init__(optimizer, scheduler)
         model = coerce_config(TransformerConfig, model)
+        self.loss_config = coerce_config(LMLossConfig, loss) or LMLossConfig()
         self.save_hyperparameters(
             plain_hparams(
                 model=model,
                 seq_len=seq_len,
                 optimizer=self.optimizer_config,
                 scheduler=self.scheduler_config,
+                loss=self.loss_config,
             )
         )
         self.model_config = model
@@ -44,17 +83,33 @@ class CausalLMModule(TrainCoreModule):
     def tokens_in_batch(self, batch: torch.Tensor) -> int:
         return batch.shape[0] * (batch.shape[1] - 1)
 
-    def _loss(self, batch: torch.Tensor) -> torch.Tensor:
-        inputs, targets = batch[:, :-1], batch[:, 1:]
-        logits = self.model(inputs)  # [B, T, V]
-        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
-
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
-        loss = self._loss(batch)
+        inputs, targets = batch[:, :-1], batch[:, 1:]
+        out = self.model(inputs, return_output=True)
+        ce, z = lm_losses(out.logits.flatten(0, 1), targets.flatten())
+        loss = ce + self.loss_config.z_loss_weight * z
+        logs = {"train/ce_loss": ce, "train/z_loss": z}
+        if out.router_stats:
+            moe = self.model_config.moe
+            lb = torch.stack([s.lb_loss for s in out.router_stats]).mean()
+            router_z = torch.stack([s.z_loss for s in out.router_stats]).mean()
+            loss = loss + moe.lb_loss_weight * lb + moe.z_loss_weight * router_z
+            logs.update({"train/lb_loss": lb, "train/router_z_loss": router_z})
+            logs.update(self._expert_load(out.router_stats))
         self.log("train/loss", loss, prog_bar=True)
+        self.log_dict({k: v.detach() for k, v in logs.items()})
         return loss
 
+    @staticmethod
+    def _expert_load(stats) -> dict[str, torch.Tensor]:
+        load = torch.stack([s.load for s in stats])  # [L, E] routed copies per expert
+        relative = load / load.sum(-1, keepdim=True).clamp_min(1.0) * load.shape[-1]
+        out = {f"train/expert_load/{e}": v for e, v in enumerate(relative.mean(0))}
+        out["train/expert_load_max"] = relative.max()
+        return out
+
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        loss = self._loss(batch)
-        self.log("val/loss", loss, prog_bar=True, sync_dist=True)
-        self.log("val/bits_per_byte", loss / math.log(2), sync_dist=True)
+        inputs, targets = batch[:, :-1], batch[:, 1:]
+        ce, _ = lm_losses(self.model(inputs).flatten(0, 1), targets.flatten())
+        self.log("val/loss", ce, prog_bar=True, sync_dist=True)
+        self.log("val/bits_per_byte", ce / math.log(2), sync_dist=True)
