@@ -3,6 +3,8 @@
 Layout (a local path or any fsspec URL)::
 
     ROOT/windows.parquet                    index: one row per window, WGS84 footprint geometry
+    ROOT/dataset.json                       dataset facts: the class schema of each label
+                                            (window property or label layer), by label name
     ROOT/windows/NAME/LAYER.tif             a layer: COG, bands = periods x bands
     ROOT/windows/NAME/LAYER.mask.tif        validity (1) per period and pixel, uint8 COG
     ROOT/windows/NAME/LAYER.json            metadata: modality, bands, periods, items, missing
@@ -24,6 +26,7 @@ from earthplat.data.window import Window
 from earthplat.errors import DataError
 
 INDEX = "windows.parquet"
+INFO = "dataset.json"
 
 
 class Dataset:
@@ -41,6 +44,10 @@ class Dataset:
 
     def layer_path(self, window: Window | str, layer: str, suffix: str = ".tif") -> str:
         return f"{self.window_dir(window)}/{layer}{suffix}"
+
+    def local_path(self, path: str) -> str:
+        """``path`` (a URL of this dataset) as a path on the local file system."""
+        return self.fs._strip_protocol(path)
 
     @property
     def is_local(self) -> bool:
@@ -94,6 +101,30 @@ class Dataset:
 
     def window(self, name: str) -> Window:
         return self.windows([name])[0]
+
+    # --- dataset facts -------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """``dataset.json`` (empty when the dataset has none)."""
+        path = self.url(INFO)
+        return self.read_json(path) if self.fs.exists(path) else {}
+
+    def update_info(self, **fields: Any) -> dict[str, Any]:
+        """Merge ``fields`` into ``dataset.json`` (written atomically)."""
+        info = self.info() | fields
+        self.fs.makedirs(self._path, exist_ok=True)
+        self.write_json(self.url(INFO), info)
+        return info
+
+    def class_schema(self, label: str) -> list[dict] | None:
+        """The class schema ``[{value, label, color}]`` of label ``label``, if recorded."""
+        return (self.info().get("classes") or {}).get(label)
+
+    def set_class_schema(self, label: str, classes: list[dict]) -> None:
+        from earthplat.data.labels import validate_classes
+
+        known = dict(self.info().get("classes") or {})
+        known[label] = validate_classes(classes)
+        self.update_info(classes=known)
 
     # --- layer metadata -----------------------------------------------------------------------
     def write_json(self, path: str, payload: dict[str, Any]) -> None:

@@ -41,10 +41,10 @@ from torch.utils.data import Dataset as TorchDataset
 from earthplat.data.dataset import Dataset
 from earthplat.data.labels import CLASS_NODATA, check_class_values, read_boxes
 from earthplat.data.layer import read_layer_arrays
-from earthplat.data.sample import timestamps_of
+from earthplat.data.sample import fit_periods, prepare_modality, timestamps_of
 from earthplat.data.window import Window
 from earthplat.errors import DataError
-from earthplat.sensors import get_modality, normalize
+from earthplat.sensors import get_modality
 
 TASKS = (
     "classification",
@@ -297,14 +297,11 @@ class FinetuneDataset(TorchDataset):
                         f"{bands}); choose bands the layer holds"
                     )
                 data, bands = data[:, [bands.index(b) for b in want]], want
-            data = data.astype(np.float32)
-            if not spec.categorical:
-                data = normalize(data, spec, tuple(bands))
             valid = ld.valid
-            data = np.where(valid[:, None], data, 0.0).astype(np.float32)
+            data = prepare_modality(data, valid, spec, bands)
             stamps = timestamps_of(ld.times).astype(np.int64)
             if spec.multitemporal:
-                data, valid, stamps = _fit_periods(data, valid, stamps, cfg.num_periods)
+                data, valid, stamps = fit_periods(data, valid, stamps, cfg.num_periods)
             mods[spec.name] = {"data": data, "valid": valid, "timestamps": stamps, "bands": bands}
         entry: dict[str, Any] = {"modalities": mods}
         if self.mode != "predict" and cfg.label is not None:
@@ -433,18 +430,6 @@ class FinetuneDataset(TorchDataset):
             hot[self._class_index(codes, where)] = 1.0
             return {"target": torch.from_numpy(hot), "target_valid": torch.tensor(True)}
         return {"target": torch.tensor(float(value)), "target_valid": torch.tensor(True)}
-
-
-def _fit_periods(data, valid, stamps, n: int):
-    """Trim to the first ``n`` periods, or pad with invalid periods (timestamps repeat)."""
-    t = data.shape[0]
-    if t >= n:
-        return data[:n], valid[:n], stamps[:n]
-    pad = n - t
-    data = np.concatenate([data, np.zeros((pad, *data.shape[1:]), np.float32)])
-    valid = np.concatenate([valid, np.zeros((pad, *valid.shape[1:]), bool)])
-    stamps = np.concatenate([stamps, np.repeat(stamps[-1:], pad, axis=0)])
-    return data, valid, stamps
 
 
 def collate_finetune(items: list[dict[str, Any]]) -> dict[str, Any]:

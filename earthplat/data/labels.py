@@ -164,26 +164,19 @@ def read_class_raster(path: str, window: Window, *, nodata: float | None = None)
     [H, W] float64 with NaN where the source has nodata or does not cover the window."""
     import rasterio
     from rasterio.enums import Resampling
-    from rasterio.vrt import WarpedVRT
+
+    from earthplat.data.warp import read_warped
 
     with rasterio.open(path) as src:
         if src.crs is None:
-            raise DataError(f"{path} has no CRS; georeference it before using it as labels")
-        nd = nodata if nodata is not None else src.nodata
-        kwargs: dict[str, Any] = dict(
-            crs=window.crs,
-            transform=window.transform,
-            width=window.width,
-            height=window.height,
-            resampling=Resampling.nearest,
+            raise DataError(
+                f"{path} has no CRS; georeference it first (earthplat raster georef IN OUT "
+                "--crs EPSG:N --bounds ...) before using it as labels"
+            )
+        values, valid = read_warped(
+            src, window, [1], resampling=Resampling.nearest, nodata=nodata
         )
-        kwargs.update(dict(src_nodata=nd, nodata=nd) if nd is not None else dict(add_alpha=True))
-        with WarpedVRT(src, **kwargs) as vrt:
-            band = vrt.read(1, masked=True)
-            # the alpha band marks pixels outside the source (masked reads do not use it)
-            outside = vrt.read(vrt.count) == 0 if nd is None else np.zeros(band.shape, bool)
-    invalid = np.ma.getmaskarray(band) | outside
-    return np.where(invalid, np.nan, band.filled(0).astype(np.float64))
+    return np.where(valid[0], values[0], np.nan)
 
 
 def write_label_layer(

@@ -22,6 +22,7 @@ import earthplat
 from earthplat.data.dataset import Dataset
 from earthplat.data.sources.base import SCL_INVALID, Item
 from earthplat.data.timeseries import composite, make_periods
+from earthplat.data.warp import read_warped
 from earthplat.data.window import Window
 from earthplat.errors import DataError, NoDataError
 from earthplat.sensors import Modality, get_modality
@@ -114,9 +115,10 @@ def close_open_rasters() -> None:
 def read_item(
     item: Item, window: Window, bands: list[str], spec: Modality, resampling: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One item in the window grid: ([C, H, W] float64 values, [H, W] validity)."""
-    from rasterio.vrt import WarpedVRT
+    """One item in the window grid: ([C, H, W] float64 values, [H, W] validity).
 
+    A pixel is valid where every band is inside the item's footprint, not nodata, finite
+    (``earthplat.data.warp``) and, with a quality layer, not cloud."""
     shape = (window.height, window.width)
     out = np.zeros((len(bands), *shape), dtype=np.float64)
     valid = np.ones(shape, dtype=bool)
@@ -124,8 +126,8 @@ def read_item(
     if missing:
         raise DataError(
             f"item {item.id} has no asset for band(s) {', '.join(missing)} (it has "
-            f"{', '.join(item.assets) or 'none'}); choose bands the source provides or fix the "
-            "asset mapping"
+            f"{', '.join(item.assets) or 'none'}); choose bands the source provides (--bands) "
+            "or fix the asset mapping"
         )
     by_href: dict[str, list[tuple[int, Any]]] = defaultdict(list)
     for c, band in enumerate(bands):
@@ -133,58 +135,38 @@ def read_item(
     resample = _resampling(spec, resampling)
     nodata_override = item.properties.get("nodata")
     for href, entries in by_href.items():
-        src = _open_raster(href)
-        src_nodata = nodata_override if nodata_override is not None else src.nodata
-        kwargs: dict[str, Any] = dict(
-            crs=window.crs,
-            transform=window.transform,
-            width=window.width,
-            height=window.height,
+        raw, ok = read_warped(
+            _open_raster(href),
+            window,
+            [a.band_index for _, a in entries],
             resampling=resample,
+            nodata=nodata_override,
         )
-        if src_nodata is not None:
-            kwargs.update(src_nodata=src_nodata, nodata=src_nodata)
-        else:
-            kwargs.update(add_alpha=True)  # marks pixels outside the source footprint
-        with WarpedVRT(src, **kwargs) as vrt:
-            indexes = [a.band_index for _, a in entries]
-            # [k, H, W]; masked where nodata, and (nodata fill or alpha) outside the footprint
-            raw = vrt.read(indexes, masked=True)
         for k, (c, asset) in enumerate(entries):
-            band_mask = np.ma.getmaskarray(raw[k])
-            values = np.asarray(raw[k].filled(0), dtype=np.float64)
-            if np.issubdtype(raw.dtype, np.floating):
-                band_mask |= ~np.isfinite(values)
-            values = values * asset.scale + asset.offset
+            values = raw[k] * asset.scale + asset.offset
+            band_ok = ok[k]
             if asset.to_db:
                 with np.errstate(divide="ignore", invalid="ignore"):
                     values = 10.0 * np.log10(values)
-                band_mask |= ~np.isfinite(values)
-            valid &= ~band_mask
-            out[c] = np.where(band_mask, 0, values)
+                band_ok = band_ok & np.isfinite(values)
+            valid &= band_ok
+            out[c] = np.where(band_ok, values, 0)
     if item.quality is not None:
         valid &= ~_cloud_mask(item, window)
     return out, valid
 
 
 def _cloud_mask(item: Item, window: Window) -> np.ndarray:
+    """[H, W] True where the item's quality layer says cloud (outside it: not known, clear)."""
     from rasterio.enums import Resampling
-    from rasterio.vrt import WarpedVRT
 
     q = item.quality
-    src = _open_raster(q.href)
-    with WarpedVRT(
-        src,
-        crs=window.crs,
-        transform=window.transform,
-        width=window.width,
-        height=window.height,
-        resampling=Resampling.nearest,
-    ) as vrt:
-        values = vrt.read(q.band_index)
+    values, ok = read_warped(
+        _open_raster(q.href), window, [q.band_index], resampling=Resampling.nearest
+    )
     if q.kind == "scl":
-        return np.isin(values, SCL_INVALID)
-    return values != 0
+        return np.isin(values[0], SCL_INVALID) & ok[0]
+    return (values[0] != 0) & ok[0]
 
 
 def _to_storage(values: np.ndarray, valid: np.ndarray, spec: Modality) -> np.ndarray:
@@ -194,10 +176,10 @@ def _to_storage(values: np.ndarray, valid: np.ndarray, spec: Modality) -> np.nda
         return np.where(valid[None], values, nodata).astype(dtype)
     info = np.iinfo(dtype)
     nodata = spec.nodata if spec.nodata is not None else 0
-    lo = info.min if nodata != info.min else info.min + 1
-    if nodata == 0 and info.min == 0:
-        lo = 1  # a valid pixel must never read as nodata
-    stored = np.clip(np.rint(values), lo, info.max)
+    # a valid pixel must never read as nodata: clip it off the nodata value at either end
+    lo = info.min + 1 if nodata == info.min else info.min
+    hi = info.max - 1 if nodata == info.max else info.max
+    stored = np.clip(np.rint(values), lo, hi)
     return np.where(valid[None], stored, nodata).astype(dtype)
 
 
@@ -335,6 +317,8 @@ def write_layer(
         "missing_periods": [i for i, f in enumerate(valid_fraction) if f == 0.0],
         "valid_fraction": valid_fraction,
         "items": arrays.items_per_period,
+        "acquired": sorted({it.datetime.isoformat() for it in items}),
+        "substitutions": _substitutions(items),
         "method": layer.method,
         "resampling": layer.resampling or ("nearest" if spec.categorical else "bilinear"),
         "source": source,
@@ -344,6 +328,16 @@ def write_layer(
     }
     dataset.write_json(dataset.layer_path(window, layer.name, ".json"), meta)
     return meta
+
+
+def _substitutions(items: list[Item]) -> list[dict[str, Any]]:
+    """The product substitutions the user accepted for these items (one per source file)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for it in items:
+        sub = it.properties.get("substitution")
+        if sub:
+            seen.setdefault(str(sub.get("where")), sub)
+    return list(seen.values())
 
 
 def prepare(
@@ -377,13 +371,14 @@ def materialize(
     if not items:
         raise NoDataError(
             f"window {window.name}: no {layer.spec.name} item of the source covers it between "
-            f"{window.start:%Y-%m-%d} and {window.end:%Y-%m-%d}; widen the time range or check "
-            "the source's footprint"
+            f"{window.start:%Y-%m-%d} and {window.end:%Y-%m-%d} (every period is missing); widen "
+            "the time range or check the source's footprint"
         )
     arrays = materialize_arrays(window, items, layer)
     if not arrays.valid.any():
         raise NoDataError(
             f"window {window.name}: the {len(items)} matching {layer.spec.name} item(s) hold no "
-            "valid pixel inside the window (all nodata or cloud)"
+            "valid pixel inside the window (outside their footprint, nodata or cloud: every "
+            "period is missing)"
         )
     return write_layer(dataset, window, layer, arrays, items, source.describe())

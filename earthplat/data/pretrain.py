@@ -41,8 +41,9 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
 from earthplat.data.pack import PackedDataset
+from earthplat.data.sample import prepare_modality
 from earthplat.errors import PretrainConfigError
-from earthplat.sensors import get_modality, normalize
+from earthplat.sensors import get_modality
 from earthplat.traincore.data import ResumableDataLoader, ResumableSampler
 
 BATCH_STREAM = 0xBA7C
@@ -298,11 +299,7 @@ class PretrainDataset(TorchDataset):
             "modalities": {},
         }
         for m, d in raw["modalities"].items():
-            spec = get_modality(m)
-            data = d["data"].astype(np.float32)  # [T, C, h, w]
-            if not spec.categorical:
-                data = normalize(data, spec, tuple(d["bands"]))
-            data = np.where(d["valid"][:, None], data, np.float32(0)).astype(np.float32)
+            data = prepare_modality(d["data"], d["valid"], m, d["bands"])  # [T, C, h, w]
             out["modalities"][m] = {
                 "data": torch.from_numpy(data),
                 "valid": torch.from_numpy(d["valid"]),  # [T, h, w]

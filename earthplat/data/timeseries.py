@@ -92,3 +92,29 @@ def composite(
         if filled.all():
             break
     return out, filled
+
+
+def suggest_periods(
+    start: datetime, acquired: list[datetime], max_empty: float = 0.5
+) -> tuple[str, int, int] | None:
+    """A ``(period, max_periods, empty)`` that fits acquisitions at ``acquired`` for periods
+    starting at ``start``: among whole-day periods that leave at most ``max_empty`` of the
+    periods (up to the last acquisition) empty, the one that keeps the most acquisition days in
+    periods of their own, then the fewest periods; None without acquisitions after ``start``."""
+    offsets = np.array(
+        sorted({(t - start).total_seconds() / 86400 for t in acquired if t >= start})
+    )
+    if offsets.size == 0:
+        return None
+    days = np.arange(1, int(offsets[-1]) + 2)  # [P] candidate period lengths
+    slot = np.floor(offsets[None, :] / days[:, None]).astype(np.int64)  # [P, N]
+    total = slot[:, -1] + 1
+    filled = np.array([len(np.unique(row)) for row in slot])
+    empty = total - filled
+    feasible = empty <= max_empty * total
+    if feasible.any():
+        order = np.lexsort((days, total, -filled, ~feasible))
+    else:
+        order = np.lexsort((days, empty / total))
+    i = int(order[0])
+    return f"{int(days[i])}d", int(total[i]), int(empty[i])

@@ -1,15 +1,19 @@
 """``Window``: the unit of labelling, training and inference.
 
-A window is a projection (UTM zone or UPS), integer pixel bounds at a resolution, and a time
-range. Pixel bounds follow the convention ``col = x / res`` and ``row = -y / res`` in projected
-metres, so every window at one resolution in one CRS lies on a single global pixel grid and two
-windows of the same zone align pixel-exactly.
+A window is a projection (UTM zone or UPS by default), integer pixel bounds at a resolution, and
+a time range. Pixel bounds follow the convention ``col = (x - x0) / res`` and
+``row = (y0 - y) / res`` in projected metres, with the grid origin (x0, y0) = (0, 0) by default,
+so every window at one resolution in one CRS lies on a single global pixel grid and two windows
+of the same zone align pixel-exactly. A window may instead keep a source raster's CRS and grid
+(``GridChoice.of_raster``: its origin is the raster's corner), so that its pixels are exactly the
+raster's pixels.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -44,11 +48,15 @@ class Window:
     resolution: float
     """Metres per pixel."""
     bounds: tuple[int, int, int, int]
-    """(col_min, row_min, col_max, row_max) on the CRS's global pixel grid; max exclusive."""
+    """(col_min, row_min, col_max, row_max) on the window's pixel grid; max exclusive."""
     start: datetime
     end: datetime
     group: str = "default"
     properties: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    origin: tuple[float, float] = (0.0, 0.0)
+    """(x, y) in the CRS of pixel (0, 0) of the window's grid. (0, 0) is the CRS's global grid;
+    a window that keeps a source raster's own grid (``--crs source``, imported patches) has
+    that raster's corner, so its pixels are the raster's pixels."""
 
     def __post_init__(self) -> None:
         if not _NAME_OK.match(self.name):
@@ -60,6 +68,7 @@ class Window:
             raise WindowError(f"window {self.name}: empty pixel bounds {self.bounds}")
         if self.resolution <= 0:
             raise WindowError(f"window {self.name}: resolution must be > 0")
+        object.__setattr__(self, "origin", (float(self.origin[0]), float(self.origin[1])))
         object.__setattr__(self, "start", parse_time(self.start))
         object.__setattr__(self, "end", parse_time(self.end))
         if self.end <= self.start:
@@ -82,16 +91,15 @@ class Window:
         from affine import Affine
 
         c0, r0 = self.bounds[0], self.bounds[1]
-        return Affine(
-            self.resolution, 0.0, c0 * self.resolution, 0.0, -self.resolution, -r0 * self.resolution
-        )
+        res, (ox, oy) = self.resolution, self.origin
+        return Affine(res, 0.0, ox + c0 * res, 0.0, -res, oy - r0 * res)
 
     @property
     def projected_bounds(self) -> tuple[float, float, float, float]:
         """(left, bottom, right, top) in the window's CRS, metres."""
         c0, r0, c1, r1 = self.bounds
-        res = self.resolution
-        return (c0 * res, -r1 * res, c1 * res, -r0 * res)
+        res, (ox, oy) = self.resolution, self.origin
+        return (ox + c0 * res, oy - r1 * res, ox + c1 * res, oy - r0 * res)
 
     def geometry(self):
         """The footprint in the window's CRS (shapely)."""
@@ -130,6 +138,8 @@ class Window:
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
             "properties": json.dumps(self.properties, sort_keys=True, default=str),
+            "origin_x": self.origin[0],
+            "origin_y": self.origin[1],
         }
 
     @classmethod
@@ -151,10 +161,90 @@ class Window:
             end=rec["end"],
             group=str(rec.get("group") or "default"),
             properties=json.loads(props) if isinstance(props, str) else dict(props),
+            origin=(_number(rec.get("origin_x")), _number(rec.get("origin_y"))),
         )
 
 
+def _number(value: Any) -> float:
+    """A float from an index column (absent or NaN in indexes written before it existed: 0)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return 0.0 if math.isnan(x) else x
+
+
 # --- creation -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GridChoice:
+    """The CRS and grid origin windows are laid on."""
+
+    crs: str
+    origin: tuple[float, float] = (0.0, 0.0)
+
+    @classmethod
+    def utm(cls, lon: float, lat: float) -> GridChoice:
+        """The UTM zone (UPS near the poles) of a place, on the zone's global grid."""
+        return cls(crs_for_lonlat(lon, lat))
+
+    @classmethod
+    def of_raster(cls, path: str) -> GridChoice:
+        """A raster's own CRS, with its corner as the grid origin."""
+        import rasterio
+
+        from earthplat.errors import DataError
+
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                raise DataError(
+                    f"{path} has no CRS, so windows cannot keep it; georeference it first "
+                    "(earthplat raster georef IN OUT --crs EPSG:N --bounds ...)"
+                )
+            return cls(src.crs.to_string(), (src.transform.c, src.transform.f))
+
+
+def window_of_raster(
+    path: str,
+    *,
+    name: str,
+    start: str | datetime,
+    end: str | datetime,
+    resolution: float | None = None,
+    group: str = "default",
+    properties: dict[str, Any] | None = None,
+) -> Window:
+    """One window over the whole of a raster, in the raster's own CRS and on its own grid
+    (origin = its corner), so that materialising it (nearest neighbour) copies its pixels.
+
+    ``resolution`` defaults to the raster's pixel width; a raster whose pixels are not square
+    (EuroSAT: 10.016 x 10.002 m) gets square pixels of that width, as many rows as cover its
+    height, which still maps every pixel to itself on patch-sized rasters."""
+    import rasterio
+
+    from earthplat.errors import DataError
+
+    grid = GridChoice.of_raster(path)
+    with rasterio.open(path) as src:
+        t, w, h = src.transform, src.width, src.height
+    if t.b or t.d:
+        raise DataError(f"{path} is rotated (its transform has shear terms); warp it north-up")
+    res = float(resolution or abs(t.a))
+    cols, rows = max(1, round(w * abs(t.a) / res)), max(1, round(h * abs(t.e) / res))
+    return Window(
+        name, grid.crs, res, (0, 0, cols, rows), start, end, group, properties or {}, grid.origin
+    )
+
+
+GridFor = Callable[[float, float], GridChoice]
+"""(lon, lat) -> the grid a window at that place is laid on."""
+
+
+def _grid(grid_for: GridFor | None, crs: str | None, lon: float, lat: float) -> GridChoice:
+    if crs is not None:
+        return GridChoice(crs)
+    return (grid_for or GridChoice.utm)(lon, lat)
+
+
 def _to_projected(geom_wgs84, crs: str):
     from rasterio.warp import transform_geom
     from shapely.geometry import shape
@@ -190,6 +280,7 @@ def windows_from_aoi(
     crs: str | None = None,
     group: str = "default",
     name_prefix: str = "",
+    grid_for: GridFor | None = None,
 ) -> list[Window]:
     """A grid of ``size`` x ``size`` pixel windows covering ``aoi`` (WGS84 shapely geometry, a
     GeoJSON mapping, or a (minlon, minlat, maxlon, maxlat) bbox). Grid cells are aligned to
@@ -212,20 +303,21 @@ def windows_from_aoi(
     if size < 1:
         raise WindowError("size must be >= 1 pixel")
     centroid = geom.centroid
-    crs = crs or crs_for_lonlat(centroid.x, centroid.y)
+    grid = _grid(grid_for, crs, centroid.x, centroid.y)
+    (ox, oy), crs = grid.origin, grid.crs
     projected = _to_projected(geom, crs)
     prepared = prep(projected)
     minx, miny, maxx, maxy = projected.bounds
     cell = size * resolution
     windows = []
-    for gx in range(math.floor(minx / cell), math.ceil(maxx / cell)):
-        for gy in range(math.floor(-maxy / cell), math.ceil(-miny / cell)):
+    for gx in range(math.floor((minx - ox) / cell), math.ceil((maxx - ox) / cell)):
+        for gy in range(math.floor((oy - maxy) / cell), math.ceil((oy - miny) / cell)):
             c0, r0 = gx * size, gy * size
             tile = box(
-                c0 * resolution,
-                -(r0 + size) * resolution,
-                (c0 + size) * resolution,
-                -r0 * resolution,
+                ox + c0 * resolution,
+                oy - (r0 + size) * resolution,
+                ox + (c0 + size) * resolution,
+                oy - r0 * resolution,
             )
             if prepared.intersects(tile):
                 code = crs.split(":")[-1]
@@ -238,6 +330,7 @@ def windows_from_aoi(
                         start,
                         end,
                         group,
+                        origin=grid.origin,
                     )
                 )
     return windows
@@ -255,21 +348,36 @@ def window_around(
     crs: str | None = None,
     group: str = "default",
     properties: dict | None = None,
+    grid_for: GridFor | None = None,
 ) -> Window:
     """A ``size`` x ``size`` window centred (to the pixel) on a point."""
     from rasterio.warp import transform
 
-    crs = crs or crs_for_lonlat(lon, lat)
+    grid = _grid(grid_for, crs, lon, lat)
+    (ox, oy), crs = grid.origin, grid.crs
     xs, ys = transform("EPSG:4326", crs, [lon], [lat])
-    col, row = math.floor(xs[0] / resolution), math.floor(-ys[0] / resolution)
+    col, row = math.floor((xs[0] - ox) / resolution), math.floor((oy - ys[0]) / resolution)
     c0, r0 = col - size // 2, row - size // 2
     return Window(
-        name, crs, resolution, (c0, r0, c0 + size, r0 + size), start, end, group, properties or {}
+        name,
+        crs,
+        resolution,
+        (c0, r0, c0 + size, r0 + size),
+        start,
+        end,
+        group,
+        properties or {},
+        grid.origin,
     )
 
 
 def windows_from_points(
-    rows: list[dict[str, Any]], *, size: int = 256, resolution: float = 10.0, group: str = "default"
+    rows: list[dict[str, Any]],
+    *,
+    size: int = 256,
+    resolution: float = 10.0,
+    group: str = "default",
+    grid_for: GridFor | None = None,
 ) -> list[Window]:
     """One window per row of ``lon, lat, start, end`` (optional ``name``; other columns become
     properties)."""
@@ -297,6 +405,7 @@ def windows_from_points(
                 resolution=resolution,
                 group=group,
                 properties=props,
+                grid_for=grid_for,
             )
         )
     return windows
@@ -320,6 +429,7 @@ def windows_from_polygons(
     pad: int = 0,
     group: str = "default",
     max_size: int = 4096,
+    grid_for: GridFor | None = None,
 ) -> list[Window]:
     """One window per GeoJSON feature (WGS84), bounding it on the pixel grid plus ``pad``
     pixels. Feature properties become window properties; ``name`` names the window."""
@@ -330,12 +440,13 @@ def windows_from_polygons(
         geom = shape(feat["geometry"])
         _check_geometry(geom, f"polygon {i + 1}")
         c = geom.centroid
-        crs = crs_for_lonlat(c.x, c.y)
+        grid = _grid(grid_for, None, c.x, c.y)
+        (ox, oy), crs = grid.origin, grid.crs
         minx, miny, maxx, maxy = _to_projected(geom, crs).bounds
-        c0 = math.floor(minx / resolution) - pad
-        c1 = math.ceil(maxx / resolution) + pad
-        r0 = math.floor(-maxy / resolution) - pad
-        r1 = math.ceil(-miny / resolution) + pad
+        c0 = math.floor((minx - ox) / resolution) - pad
+        c1 = math.ceil((maxx - ox) / resolution) + pad
+        r0 = math.floor((oy - maxy) / resolution) - pad
+        r1 = math.ceil((oy - miny) / resolution) + pad
         if max(c1 - c0, r1 - r0) > max_size:
             raise WindowError(
                 f"polygon {i + 1} spans {c1 - c0}x{r1 - r0} px at {resolution} m, "
@@ -353,6 +464,7 @@ def windows_from_polygons(
                 props.pop("end", end),
                 group,
                 props,
+                grid.origin,
             )
         )
     return windows

@@ -109,10 +109,8 @@ class ChunkEngine:
         self._handles: dict[str, Any] = {}
 
     def _open(self) -> dict[str, Any]:
-        import rasterio
-
         if not self._handles:
-            self._handles = {k: rasterio.open(s.path) for k, s in self.sources.items()}
+            self._handles = {k: s.handle() for k, s in self.sources.items()}
         return self._handles
 
     def close(self) -> None:

@@ -66,25 +66,12 @@ def _paths(out: str | Path) -> dict[str, Path]:
 
 
 def _check_not_empty(sources: dict[str, RasterSource], area: tuple[int, int, int, int]) -> None:
-    """Raise NoDataError when a decimated read of the area finds no valid pixel."""
-    import numpy as np
-    import rasterio
-    from rasterio.windows import Window
-
-    r0, c0, h, w = area
-    for src in sources.values():
-        with rasterio.open(src.path) as ds:
-            shape = (min(h, 256), min(w, 256))
-            bands = sorted({b for ch in src.channels for b in ch})
-            raw = ds.read(bands, window=Window(c0, r0, w, h), out_shape=(len(bands), *shape))
-            ok = np.isfinite(raw).all(0)
-            if src.nodata is not None and not np.isnan(src.nodata):
-                ok &= ~(raw == src.nodata).all(0)
-            if ok.any():
-                return
+    """Raise NoDataError when no input holds a valid pixel in the area."""
+    if any(src.any_valid(*area) for src in sources.values()):
+        return
     raise NoDataError(
         f"the area to predict in {', '.join(s.path for s in sources.values())} holds only "
-        "nodata (no valid pixel); pick a bbox or raster that covers imagery, or check the "
+        "nodata (no valid pixel); pick a --bbox or raster that covers imagery, or check the "
         "file's nodata value"
     )
 
@@ -106,13 +93,10 @@ def predict_sources(
     model_href: str | None = None,
 ) -> dict[str, Path]:
     """Predict ``sources`` (modality -> RasterSource, one grid) into files at ``out``."""
-    import rasterio
     from affine import Affine
 
     spec, kind = model.spec, task_output(model.spec.task)
-    first = next(iter(sources.values()))
-    with rasterio.open(first.path) as ds:
-        full = Grid(ds.crs, ds.transform, ds.width, ds.height)
+    full = next(iter(sources.values())).grid()
     area = window_from_bbox(full, bbox)
     _check_not_empty(sources, area)
     scale = {"pixel": 1, "patch": spec.patch_size, "chip": spec.chip_size}[kind.scale]
@@ -132,7 +116,7 @@ def predict_sources(
     store.prepare(
         {
             "model": _fingerprint(model),
-            "sources": {k: [s.path, s.bands, s.channels] for k, s in sources.items()},
+            "sources": {k: s.describe() for k, s in sources.items()},
             "area": area,
             "plan": [plan.chip, plan.overlap, plan.chunk_size, plan.scale, threshold],
         }
@@ -197,7 +181,7 @@ def _assemble(
             fmt=fmt,
             scale=plan.scale,
             classes=classes,
-            tags={"TASK": spec.task, "MODEL": json.dumps(spec.to_dict())},
+            tags={"TASK": spec.task, "MODEL": json.dumps(spec.to_dict())} | _input_tags(sources),
             **geo,
         )
     if "geojson" in wanted:
@@ -229,10 +213,30 @@ def _assemble(
             model=model,
             sources=sources,
             raster_format=fmt,
-            extra={"earthplat:task": spec.task, "earthplat:chunks": len(chunks)},
+            extra={"earthplat:task": spec.task, "earthplat:chunks": len(chunks)}
+            | _substitutions(sources),
         )
     if not keep_parts:
         store.remove()
+
+
+def _substitutions(sources: dict[str, RasterSource]) -> dict[str, Any]:
+    """``{"earthplat:substitutions": [...]}`` when an input is another product than the model
+    was trained on (accepted with ``allow_substitution``), else ``{}``."""
+    subs = [s.substitution for s in sources.values() if s.substitution]
+    return {"earthplat:substitutions": subs} if subs else {}
+
+
+def _input_tags(sources: dict[str, RasterSource]) -> dict[str, str]:
+    tags = {
+        "INPUT_DATES": ",".join(
+            sorted({f"{d:%Y-%m-%d}" for s in sources.values() for d in s.dates})
+        )
+    }
+    subs = _substitutions(sources)
+    if subs:
+        tags["SUBSTITUTIONS"] = json.dumps(subs["earthplat:substitutions"])
+    return tags
 
 
 def predict(
@@ -246,12 +250,16 @@ def predict(
     bands: list[str] | None = None,
     modality: str | None = None,
     date: str | None = None,
+    dates: list[str] | None = None,
     bbox: list[float] | None = None,
     chunk_size: int = 512,
     devices: int = 1,
     threshold: float = 0.3,
     keep_parts: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    windows: list[str] | None = None,
+    layers: dict[str, str] | None = None,
+    allow_substitution: bool = False,
 ) -> Any:
     """Predict a GeoTIFF (or an earthplat dataset dir) with a task model.
 
@@ -268,12 +276,21 @@ def predict(
             model's band order when the count matches).
         modality: the modality of the raster (default: the model's first input).
         date: acquisition date ``YYYY-MM-DD`` when the file does not name one.
+        dates: the dates of a multi-date file without dated band descriptions: one per block
+            of ``bands`` (date-major) or one per file band.
         bbox: ``minx miny maxx maxy`` in the raster's CRS: predict only this part.
         chunk_size: side (px) of a unit of work: memory scales with it, not with the area.
         devices: CPU processes (Lightning DDP over gloo) sharing the chunks.
         threshold: detection score threshold.
         keep_parts: keep the finished chunks (``OUT.tif.parts``) after assembly.
-        progress: called as ``progress(done, total)`` after each chunk on this rank.
+        progress: called as ``progress(done, total)`` after each chunk on this rank (for a
+            dataset: after each window).
+        windows: (dataset input) only these windows.
+        layers: (dataset input) modality -> the layer holding it (default: the first layer of
+            each of the model's modalities).
+        allow_substitution: accept an input of a sibling product (Sentinel-2 L2A for a model
+            trained on L1C); recorded in the outputs' metadata. Without it such input is
+            refused.
 
     Returns:
         ``xarray.DataArray`` (band, y, x) of the COG with its CRS and transform (lazily read
@@ -295,17 +312,33 @@ def predict(
             devices=devices,
             threshold=threshold,
             progress=progress,
+            windows=windows,
+            layers=layers,
+            allow_substitution=allow_substitution,
         )
-    name = modality or next(iter(net.spec.inputs))
+    from earthplat.data.sources.level import check_model_modality
     from earthplat.sensors import get_modality
 
-    key = get_modality(name).name
-    if key not in net.spec.inputs:
+    given = get_modality(modality or next(iter(net.spec.inputs))).name
+    key, substitution = check_model_modality(
+        given, list(net.spec.inputs), allow=allow_substitution, where=f"--modality {given}"
+    )
+    if key is None:
         raise InferenceError(
-            f"the model reads {', '.join(net.spec.inputs)}, not {key}; pass modality= naming "
+            f"the model reads {', '.join(net.spec.inputs)}, not {given}; pass --modality naming "
             "one of those (or use a model trained on this sensor)"
         )
-    src = RasterSource.open(str(input), key, net.spec.inputs[key], bands=bands, when=date)
+    src = RasterSource.open(
+        str(input),
+        key,
+        net.spec.inputs[key],
+        bands=bands,
+        when=date,
+        dates=dates,
+        num_periods=net.spec.num_periods,
+        allow_substitution=allow_substitution,
+    )
+    src.substitution = src.substitution or substitution
     tmp = None
     if out is None and devices > 1:
         raise InferenceError("devices > 1 needs out= (a path every rank can write to)")

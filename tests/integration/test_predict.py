@@ -15,9 +15,9 @@ from earthplat.inference import predict
 from earthplat.nn.export import export_encoder
 from earthplat.nn.task_model import export_task_model
 from earthplat.traincore.distributed import run_distributed_test
-from tests.unit.earthplat.inference.models import CHIP_BBOX, S2_CHIP, pico_model, real
+from tests.unit.earthplat.inference.models import CHIP_BBOX, S2_CHIP, S2_DATE, pico_model, real
 
-DDP_KW = dict(bbox=CHIP_BBOX, chunk_size=48, outputs=["cog"], batch_size=4)
+DDP_KW = dict(bbox=CHIP_BBOX, date=S2_DATE, chunk_size=48, outputs=["cog"], batch_size=4)
 
 
 def predict_on_this_rank(model_dir: str, src: str, out: str) -> np.ndarray:
@@ -55,6 +55,7 @@ def test_cli_predicts_an_exported_model(shared_data, tmp_path, capsys) -> None:
             f"--input={real(shared_data, S2_CHIP)}",
             f"--out={out}",
             f"--bbox={bbox}",
+            f"--date={S2_DATE}",
             "--batch_size=4",
         ]
     )
@@ -73,7 +74,12 @@ def test_encoder_export_predicts_embeddings(shared_data, tmp_path) -> None:
     enc_dir = export_encoder(encoder, tmp_path / "encoder", extra={"chip_size": 32})
     out = tmp_path / "emb.tif"
     result = predict(
-        str(enc_dir), real(shared_data, S2_CHIP), out, bbox=CHIP_BBOX, outputs=["cog", "parquet"]
+        str(enc_dir),
+        real(shared_data, S2_CHIP),
+        out,
+        bbox=CHIP_BBOX,
+        date=S2_DATE,
+        outputs=["cog", "parquet"],
     )
     assert result.sizes["band"] == 64 and result.sizes["y"] == 34  # 134 px / patch 4
     with rasterio.open(out) as ds:

@@ -1,19 +1,25 @@
 """``inference``: run a registered model over windows of the project (one, a list, or all
-those meeting an AOI) with ``earthplat.inference.predict``.
+those meeting an AOI): a thin caller of ``earthplat.inference.predict_dataset``.
 
 Payload::
 
     {"model_id": 3 | "model_path": "models/x",
      "windows": [ids] | null, "bbox": [minlon, minlat, maxlon, maxlat] | null,  # the AOI
-     "dataset": "default", "layer": null,       # input layer (default: the model's modality)
+     "dataset": "default",
+     "layers": {"sentinel1": "s1"} | null,      # modality -> layer (default: the first layer of
+     "layer": "s2" | null,                      #   each modality the model reads); one layer
+     "allow_substitution": false,               # feed L2A to an L1C model (recorded)
      "outputs": ["cog", "geojson"] | null,      # default per task (see predict)
      "batch_size": 8}
 
-Outputs go to ``DATA_DIR/jobs/ID/NAME.*`` per window (COG with legend, GeoJSON in WGS84,
-STAC Item) plus ``predictions.geojson`` with every window's features; all are listed in the
-result's ``artifacts`` and downloadable at ``/api/v1/jobs/ID/artifacts/NAME``. A window whose
-outputs exist already (earlier attempt) is not predicted again; ``predict`` itself resumes a
-half-done raster from its finished chunks.
+Every window is read the way training reads it (the one layer reader: the layer's bands and
+periods, validity from its mask), with a layer for *each* modality the model reads, so a model
+fine-tuned on Sentinel-1 + Sentinel-2 runs here as trained. Windows lacking a modality or any
+valid pixel are skipped and logged. Outputs go to ``DATA_DIR/jobs/ID/windows/NAME/prediction.*``
+(COG with legend, GeoJSON in WGS84, STAC Item) and are listed in the result's ``artifacts`` as
+``NAME.tif``, ``NAME.geojson``, ... plus ``predictions.geojson`` with every window's features,
+downloadable at ``/api/v1/jobs/ID/artifacts/NAME``. A window finished by an earlier attempt is
+not predicted again.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from api.jobs.context import JobContext, PermanentJobError
-from api.jobs.handlers.common import input_layers, model_path, project_windows
+from api.jobs.handlers.common import model_path, project_windows
 
 
 def _in_aoi(rows: list, bbox: list[float] | None) -> list:
@@ -35,9 +41,20 @@ def _in_aoi(rows: list, bbox: list[float] | None) -> list:
     return [r for r in rows if shape(r.geometry).intersects(aoi)]
 
 
+def _layers(ds: Any, rows: list, payload: dict[str, Any]) -> dict[str, str] | None:
+    """modality -> layer from the payload (``layers``, or one ``layer`` by its modality)."""
+    if payload.get("layers"):
+        return dict(payload["layers"])
+    if payload.get("layer"):
+        layer = payload["layer"]
+        return {ds.layer_metadata(rows[0].name, layer)["modality"]: layer}
+    return None
+
+
 def run(ctx: JobContext) -> dict[str, Any]:
     from earthplat.data.dataset import Dataset
-    from earthplat.inference import load_model, predict
+    from earthplat.errors import DataError, NoDataError
+    from earthplat.inference import load_model, predict_dataset
 
     root, rows = project_windows(ctx, ctx.payload)
     rows = _in_aoi(rows, ctx.payload.get("bbox"))
@@ -46,57 +63,55 @@ def run(ctx: JobContext) -> dict[str, Any]:
     path, entry = model_path(ctx, ctx.payload)
     model = load_model(str(path))
     ds = Dataset(root)
-    wanted = {ctx.payload["layer"]: None} if ctx.payload.get("layer") else None
-    out_dir = ctx.work_dir
+    out_dir = Path(ctx.work_dir)
+
+    def progress(done: int, total: int) -> None:
+        ctx.check()
+        ctx.progress(done / total, f"predicted {done}/{total} windows")
+
+    try:
+        predict_dataset(
+            model,
+            root,
+            out_dir,
+            windows=[r.name for r in rows],
+            layers=_layers(ds, rows, ctx.payload),
+            allow_substitution=bool(ctx.payload.get("allow_substitution", False)),
+            progress=progress,
+            show_progress=False,
+            outputs=ctx.payload.get("outputs"),
+            batch_size=int(ctx.payload.get("batch_size", 8)),
+        )
+    except NoDataError as err:
+        raise PermanentJobError(str(err)) from None
+    except DataError as err:  # a layer of another product, a model that cannot read the data
+        raise PermanentJobError(str(err)) from None
+    index = json.loads((out_dir / "predictions.json").read_text())
+    for name, reason in index["skipped"].items():
+        ctx.log(f"window {name}: skipped ({reason})", "warning")
     artifacts: dict[str, str] = {}
     features: list[dict] = []
-    done: list[str] = []
-    for i, row in enumerate(rows):
-        ctx.check()
-        if wanted:
-            layer = ctx.payload["layer"]
-            modality = ds.layer_metadata(row.name, layer)["modality"]
-        else:
-            found = input_layers(ds, row.name, model.spec.inputs)
-            if not found:
-                ctx.log(f"window {row.name}: skipped (no layer of {sorted(model.spec.inputs)})")
-                continue
-            layer, modality = next(iter(found.items()))
-        out = out_dir / f"{row.name}.tif"
-        marker = out_dir / f"{row.name}.done"
-        if not marker.exists():
-            predict(
-                model,
-                ds.layer_path(row.name, layer),
-                out,
-                modality=modality,
-                outputs=ctx.payload.get("outputs"),
-                batch_size=int(ctx.payload.get("batch_size", 8)),
-            )
-            marker.write_text("ok")
-        for suffix in (".tif", ".geojson", ".item.json", ".parquet"):
-            p = out_dir / f"{row.name}{suffix}"
-            if p.is_file():
-                artifacts[p.name] = str(p)
-        gj = out_dir / f"{row.name}.geojson"
-        if gj.is_file():
-            for f in json.loads(gj.read_text()).get("features", []):
-                f.setdefault("properties", {})["window"] = row.name
-                features.append(f)
-        done.append(row.name)
-        ctx.progress((i + 1) / len(rows), f"predicted {i + 1}/{len(rows)} windows")
-        ctx.log(f"window {row.name}: {out.name}")
-    if not done:
-        raise PermanentJobError("no window holds an input layer the model reads")
+    for name, files in index["windows"].items():
+        for rel in files.values():
+            p = out_dir / rel
+            suffix = "".join(p.suffixes)  # .tif, .geojson, .item.json, .parquet
+            artifacts[f"{name}{suffix}"] = str(p)
+            if suffix == ".geojson":
+                for f in json.loads(p.read_text()).get("features", []):
+                    f.setdefault("properties", {})["window"] = name
+                    features.append(f)
+        ctx.log(f"window {name}: {', '.join(sorted(files))}")
     if features:
         merged = out_dir / "predictions.geojson"
         merged.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
         artifacts[merged.name] = str(merged)
     return {
-        "windows": done,
+        "windows": list(index["windows"]),
+        "skipped": index["skipped"],
+        "substitutions": index.get("substitutions", {}),
         "model": str(path),
         "model_id": entry.id if entry else None,
         "task": model.spec.task,
         "artifacts": artifacts,
-        "output_dir": str(Path(out_dir)),
+        "output_dir": str(out_dir),
     }

@@ -17,10 +17,14 @@ def build_source(
     nodata: float | None = None,
     to_db: bool = False,
     max_cloud_cover: float | None = None,
+    dates: list[str] | None = None,
+    allow_substitution: bool = False,
 ):
     """A ``LocalSource`` for ``paths`` or a ``StacSource`` for ``stac`` (exactly one)."""
     if bool(paths) == bool(stac):
-        raise DataError("give either paths (local rasters) or stac (a STAC API or catalog URL)")
+        raise DataError(
+            "give either --paths (local rasters) or --stac (a STAC API or catalog URL)"
+        )
     if paths:
         from earthplat.data.sources.local import LocalSource
 
@@ -32,6 +36,8 @@ def build_source(
             quality=quality,
             to_db=to_db,
             nodata=nodata,
+            dates=dates,
+            allow_substitution=allow_substitution,
         )
     from earthplat.data.sources.stac import StacSource
 
@@ -41,4 +47,5 @@ def build_source(
         modality=modality,
         max_cloud_cover=max_cloud_cover,
         to_db=to_db,
+        allow_substitution=allow_substitution,
     )

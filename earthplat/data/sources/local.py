@@ -1,39 +1,25 @@
 """Local rasters (GeoTIFF, COG, VRT; files or globs, any CRS) as items.
 
-How each file band maps to (band, date), in order of precedence:
-
-1. the band description: tokens split on ``_``, ``:`` or space; a token that parses as an ISO
-   date gives the date and one that names a band of the modality gives the band
-   (``2015-07-11_B04``, ``B2_blue``, ``VV``);
-2. ``bands``: the band order of the files, when descriptions are missing;
-3. the modality's own order, when the file has exactly that many bands;
-
-and for the date: the description, the ``DATETIME``/``DATE``/``TIFFTAG_DATETIME`` tag, a
-``YYYY-MM-DD`` or ``YYYYMMDD`` in the file name, or ``datetime``.
+Which file band is which (band, date) is decided by ``earthplat.data.sources.bands`` (the
+mapping predict uses too): band descriptions, ``bands`` (``--file_bands``) and ``dates``
+(``--dates``), or the modality's own order; bands without a date take the file's date tag, a
+date in its name, or ``datetime``. The product level the file's metadata states (Sentinel-2
+L1C or L2A) must be the modality asked for (``earthplat.data.sources.level``).
 """
 
 from __future__ import annotations
 
 import glob as globlib
-import re
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from earthplat.data.sources.bands import date_token, file_date, map_file_bands
 from earthplat.data.sources.base import Asset, Item, QualityAsset
+from earthplat.data.sources.level import check_product
 from earthplat.data.window import Window, parse_time
-from earthplat.errors import DataError, SensorError
-from earthplat.sensors import S2_L1C_ORDER, get_modality
-
-_DATE_RE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
-
-
-def _date_token(token: str) -> datetime | None:
-    try:
-        return parse_time(token) if re.match(r"^\d{4}-\d{2}-\d{2}", token) else None
-    except Exception:
-        return None
+from earthplat.errors import DataError
+from earthplat.sensors import get_modality
 
 
 def expand_paths(paths: list[str] | str) -> list[str]:
@@ -60,9 +46,10 @@ class LocalSource:
     paths: list[str]
     modality: str
     bands: list[str] | None = None
-    """Band order of the files when their band descriptions do not name the bands."""
+    """Band names of the files in order (``BAND`` or ``DATE_BAND``) when their band
+    descriptions do not name the bands (``--file_bands``)."""
     datetime: str | None = None
-    """Acquisition time for files that carry none."""
+    """Acquisition time for files that carry none (``--datetime``)."""
     quality: str | None = None
     """A cloud-mask raster whose band descriptions are dates (one band per date)."""
     quality_kind: str = "cloud_mask"
@@ -70,6 +57,12 @@ class LocalSource:
     """The files hold linear backscatter (Sentinel-1); convert to dB."""
     nodata: float | None = None
     """Nodata value of the files when they do not declare one (e.g. -1 in a label raster)."""
+    dates: list[str] | None = None
+    """Dates of a multi-date file without dated band descriptions (``--dates``): one per block
+    of ``bands`` (date-major) or one per file band."""
+    allow_substitution: bool = False
+    """Accept files whose metadata names another product of the modality's family (L2A given
+    as L1C); the substitution is recorded in each item (and so in the layer metadata)."""
 
     def __post_init__(self) -> None:
         self.spec = get_modality(self.modality)
@@ -82,65 +75,11 @@ class LocalSource:
             "paths": self.paths,
             "modality": self.modality,
             "bands": self.bands,
+            "dates": self.dates,
             "datetime": self.datetime,
         }
 
     # --- scanning ------------------------------------------------------------------------
-    def _band_for(self, token_list: list[str]) -> str | None:
-        for tok in token_list:
-            try:
-                return self.spec.band(tok).name
-            except SensorError:
-                continue
-        return None
-
-    def _file_bands(self, path: str, src) -> list[tuple[str, datetime | None]]:
-        descriptions = list(src.descriptions)
-        result: list[tuple[str, datetime | None]] = []
-        if all(descriptions):
-            for d in descriptions:
-                tokens = [t for t in re.split(r"[_:\s]+", d) if t]
-                when = next((t for t in (_date_token(x) for x in re.split(r"_", d)) if t), None)
-                band = self._band_for(tokens)
-                if band is None:
-                    break
-                result.append((band, when))
-            else:
-                return result
-        names = self.bands
-        if names is None:
-            if src.count == len(self.spec.bands):
-                names = list(self.spec.band_names)
-            elif self.spec.name.startswith("sentinel2") and src.count == len(S2_L1C_ORDER):
-                names = list(S2_L1C_ORDER)
-            else:
-                raise DataError(
-                    f"{path}: cannot tell which {self.spec.name} band each of its {src.count} "
-                    f"bands is (no usable band descriptions); pass bands=[...] in file order"
-                )
-        if len(names) != src.count:
-            raise DataError(f"{path} has {src.count} bands but bands= lists {len(names)}")
-        try:
-            return [(self.spec.band(n).name, None) for n in names]
-        except SensorError as e:
-            raise DataError(f"{path}: {e}") from None
-
-    def _file_date(self, path: str, src) -> datetime | None:
-        tags = src.tags()
-        for key in ("DATETIME", "DATE", "TIFFTAG_DATETIME", "ACQUISITION_DATE"):
-            if tags.get(key):
-                text = tags[key].replace(":", "-", 2) if key == "TIFFTAG_DATETIME" else tags[key]
-                try:
-                    return parse_time(text.split(",")[0].replace(" ", "T"))
-                except Exception:
-                    continue
-        for m in _DATE_RE.finditer(Path(path).name):  # the first run of digits that is a date
-            try:
-                return parse_time(f"{m.group(1)}-{m.group(2)}-{m.group(3)}")
-            except Exception:
-                continue
-        return parse_time(self.datetime) if self.datetime else None
-
     def _quality_for(self) -> dict[str, QualityAsset]:
         if not self.quality:
             return {}
@@ -149,7 +88,7 @@ class LocalSource:
         out = {}
         with rasterio.open(self.quality) as q:
             for i, d in enumerate(q.descriptions, start=1):
-                when = _date_token(d or "")
+                when = date_token(d or "")
                 if when is not None:
                     out[when.date().isoformat()] = QualityAsset(self.quality, i, self.quality_kind)
         return out
@@ -157,50 +96,72 @@ class LocalSource:
     def items(self) -> list[Item]:
         if self._items is not None:
             return self._items
+        import warnings
+
         import rasterio
-        from rasterio.errors import RasterioIOError
+        from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
         from rasterio.warp import transform_bounds
 
         quality = self._quality_for()
         items: dict[tuple[str, str], Item] = {}
         for path in expand_paths(self.paths):
             try:
-                src_ctx = rasterio.open(path)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                    src_ctx = rasterio.open(path)
             except RasterioIOError as e:
                 raise DataError(f"{path} is not a readable raster ({e}); check the file") from None
             with src_ctx as src:
                 if src.crs is None:
                     raise DataError(
-                        f"{path} has no CRS; georeference it (e.g. gdal_edit.py "
-                        "-a_srs) before ingesting"
+                        f"{path} has no CRS; georeference it before ingesting (earthplat "
+                        "raster georef IN OUT --crs EPSG:N --bounds minx miny maxx maxy)"
                     )
+                tags, descriptions = src.tags(), list(src.descriptions)
+                substitution = check_product(
+                    path,
+                    self.spec,
+                    tags=tags,
+                    descriptions=descriptions,
+                    allow=self.allow_substitution,
+                )
                 bbox = transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21)
-                file_date = self._file_date(path, src)
-                for index, (band, when) in enumerate(self._file_bands(path, src), start=1):
-                    when = when or file_date
-                    if when is None and not self.spec.multitemporal:
-                        when = parse_time("1970-01-01")  # maps: time does not apply
-                    if when is None:
-                        raise DataError(
-                            f"{path}: no acquisition date in its band descriptions, "
-                            "tags or name; pass datetime='YYYY-MM-DD'"
-                        )
-                    key = (path, when.isoformat())
-                    if key not in items:
-                        item_id = f"{Path(path).stem}@{when:%Y-%m-%dT%H%M%S}"
-                        props = {"source": "local", "path": path}
-                        if self.nodata is not None:
-                            props["nodata"] = self.nodata
-                        items[key] = Item(
-                            item_id,
-                            when,
-                            self.modality,
-                            {},
-                            quality.get(when.date().isoformat()),
-                            bbox,
-                            props,
-                        )
-                    items[key].assets[band] = Asset(path, index, to_db=self.to_db)
+                mapping = map_file_bands(
+                    path,
+                    count=src.count,
+                    descriptions=descriptions,
+                    modality=self.spec,
+                    names=self.bands,
+                    dates=self.dates,
+                )
+                date = file_date(path, tags, self.datetime)
+            for index, (band, when) in enumerate(mapping, start=1):
+                when = when or date
+                if when is None and not self.spec.multitemporal:
+                    when = parse_time("1970-01-01")  # maps: time does not apply
+                if when is None:
+                    raise DataError(
+                        f"{path}: no acquisition date in its band descriptions, tags or name; "
+                        "pass --datetime YYYY-MM-DD (one date for the file) or --dates (one "
+                        "per date block of a multi-date file)"
+                    )
+                key = (path, when.isoformat())
+                if key not in items:
+                    props: dict[str, Any] = {"source": "local", "path": path}
+                    if self.nodata is not None:
+                        props["nodata"] = self.nodata
+                    if substitution:
+                        props["substitution"] = substitution
+                    items[key] = Item(
+                        f"{Path(path).stem}@{when:%Y-%m-%dT%H%M%S}",
+                        when,
+                        self.modality,
+                        {},
+                        quality.get(when.date().isoformat()),
+                        bbox,
+                        props,
+                    )
+                items[key].assets[band] = Asset(path, index, to_db=self.to_db)
         self._items = sorted(items.values(), key=lambda it: (it.datetime, it.id))
         return self._items
 

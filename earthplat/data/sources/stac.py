@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import urljoin, urlparse
 
 from earthplat.data.sources.base import Asset, Item, QualityAsset
+from earthplat.data.sources.level import check_product
 from earthplat.data.window import Window, parse_time
 from earthplat.errors import DataError, SensorError
 from earthplat.sensors import S2_L2A_BASELINE_OFFSET, get_modality, s2_needs_offset_removal
@@ -114,6 +115,9 @@ class StacSource:
     headers: dict[str, str] | None = None
     """HTTP headers for the STAC requests (not for GDAL's pixel reads: set
     ``GDAL_HTTP_HEADERS`` for those)."""
+    allow_substitution: bool = False
+    """Accept items whose collection or properties name another product of the modality's
+    family (``sentinel-2-l2a`` items as ``sentinel2_l1c``); recorded in the layer metadata."""
 
     def __post_init__(self) -> None:
         self.spec = get_modality(self.modality)
@@ -388,6 +392,15 @@ class StacSource:
             "collection": stac_item.collection_id,
             "stac_item": stac_item.get_self_href(),
         }
+        substitution = check_product(
+            f"STAC item {stac_item.id}",
+            self.spec,
+            properties=props,
+            collection=stac_item.collection_id,
+            allow=self.allow_substitution,
+        )
+        if substitution:
+            properties["substitution"] = substitution
         if props.get("eo:cloud_cover") is not None:
             properties["cloud_cover"] = float(props["eo:cloud_cover"])
         if baseline is not None:

@@ -6,7 +6,7 @@ import rasterio
 from rasterio.transform import from_origin
 
 from earthplat.data.dataset import Dataset
-from earthplat.data.ingest import IngestConfig, IngestError, ingest
+from earthplat.data.ingest import IngestConfig, ingest
 from earthplat.data.materialize import LayerSpec, materialize
 from earthplat.data.sources import LocalSource
 from earthplat.data.window import window_around, windows_from_aoi
@@ -64,20 +64,18 @@ def test_raster_without_crs_is_refused(shared_data, tmp_path):
         ).items()
 
 
-def test_aoi_that_meets_no_data_records_failure_and_writes_nothing(tmp_path):
+def test_aoi_that_meets_no_data_is_reported_missing_and_writes_nothing(tmp_path):
     src = LocalSource([str(_write_s1(tmp_path / "s1.tif"))], "sentinel1")
     ds = Dataset(tmp_path / "ds")
     far = windows_from_aoi(
         (30.0, 10.0, 30.001, 10.001), start="2020-04-01", end="2020-06-01", size=16
     )
     ds.write_windows(far)
-    with pytest.raises(IngestError, match="no sentinel1 item of the source covers it"):
-        ingest(ds, far, LayerSpec("s1", "sentinel1"), src, QUIET)
-    report = ingest(
-        ds, far, LayerSpec("s1", "sentinel1"), src, IngestConfig(progress=False, ignore_errors=True)
-    )
-    assert set(report.failed) == {w.name for w in far} and not report.done
-    assert "FAILED" in report.summary()
+    report = ingest(ds, far, LayerSpec("s1", "sentinel1"), src, QUIET)  # not a failure
+    assert set(report.missing) == {w.name for w in far} and not report.done
+    assert not report.failed
+    assert "no sentinel1 item of the source covers it" in report.missing[far[0].name]
+    assert "MISSING" in report.summary() and f"{len(far)} missing" in report.summary()
     for w in far:
         _nothing_written(ds, w, "s1")
 

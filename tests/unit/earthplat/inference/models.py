@@ -12,6 +12,8 @@ from earthplat.sensors import S2_L1C_ORDER
 
 SEN1FLOODS = "real/sen1floods11_spain"
 S2_CHIP = f"{SEN1FLOODS}/Spain_7370579_S2Hand.tif"
+S2_DATE = "2019-09-18"
+"""Acquisition date of the Sen1Floods11 S2 chip (its README; the file names none)."""
 S1_CHIP = f"{SEN1FLOODS}/Spain_7370579_S1Hand.tif"
 SLOVENIA = "real/s2_slovenia_eolearn/s2_l1c_5dates_13bands.tif"
 LANDSAT = "real/landsat/landsat8_LC80460282016177_B2B3B4_crop512.tif"

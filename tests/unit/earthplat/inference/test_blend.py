@@ -10,6 +10,7 @@ from earthplat.inference import predict
 from tests.unit.earthplat.inference.models import (
     CHIP_BBOX,
     S2_CHIP,
+    S2_DATE,
     WaterIndexModel,
     pico_model,
     real,
@@ -18,7 +19,7 @@ from tests.unit.earthplat.inference.models import (
 
 def test_per_pixel_model_is_unchanged_by_overlap(shared_data, tmp_path) -> None:
     path, model = real(shared_data, S2_CHIP), WaterIndexModel("pixel_regression")
-    kw = dict(bbox=CHIP_BBOX, chunk_size=64, outputs=["cog"])
+    kw = dict(bbox=CHIP_BBOX, date=S2_DATE, chunk_size=64, outputs=["cog"])
     plain = predict(model, path, tmp_path / "a.tif", overlap=0, **kw).values
     blended = predict(model, path, tmp_path / "b.tif", overlap=12, **kw).values
     assert plain.shape == (1, 134, 156) and plain.std() > 0.1
@@ -29,7 +30,7 @@ def test_chunk_borders_leave_no_seams(shared_data, tmp_path) -> None:
     """A context-dependent model (pico encoder + linear head): one chunk or many, same values."""
     torch.set_num_threads(1)
     path, model = real(shared_data, S2_CHIP), pico_model("pixel_regression")
-    kw = dict(bbox=CHIP_BBOX, overlap=8, outputs=["cog"], batch_size=4)
+    kw = dict(bbox=CHIP_BBOX, date=S2_DATE, overlap=8, outputs=["cog"], batch_size=4)
     whole = predict(model, path, tmp_path / "whole.tif", chunk_size=512, **kw).values
     chunked = predict(model, path, tmp_path / "chunked.tif", chunk_size=40, **kw).values
     assert whole.shape == (2, 134, 156) and whole.std() > 0

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from earthplat.inference.cli import predict as cli_predict
-from tests.unit.earthplat.inference.models import CHIP_BBOX, S2_CHIP, WaterIndexModel, real
+from tests.unit.earthplat.inference.models import CHIP_BBOX, S2_CHIP, S2_DATE, WaterIndexModel, real
 
 
 def test_importing_inference_imports_no_torch() -> None:
@@ -29,7 +29,9 @@ def test_one_process_prediction_needs_no_lightning(shared_data, monkeypatch) -> 
         import lightning  # noqa: F401
     from earthplat.inference import predict
 
-    result = predict(WaterIndexModel(), real(shared_data, S2_CHIP), None, bbox=CHIP_BBOX)
+    result = predict(
+        WaterIndexModel(), real(shared_data, S2_CHIP), None, bbox=CHIP_BBOX, date=S2_DATE
+    )
     assert result.shape == (1, 134, 156)
 
 

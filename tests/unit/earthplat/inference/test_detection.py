@@ -15,7 +15,7 @@ from earthplat.inference import predict
 from earthplat.nn.heads import decode_centernet
 from earthplat.nn.task_model import TaskSpec
 from earthplat.sensors import normalize
-from tests.unit.earthplat.inference.models import CHIP_BBOX, S2_CHIP, WATER, real
+from tests.unit.earthplat.inference.models import CHIP_BBOX, S2_CHIP, S2_DATE, WATER, real
 
 THRESHOLD = 0.9
 
@@ -49,7 +49,14 @@ def test_overlapping_tiles_keep_each_detection_once(shared_data, tmp_path) -> No
     path = real(shared_data, S2_CHIP)
     out = tmp_path / "peaks.tif"
     result = predict(
-        PeakModel(), path, out, bbox=CHIP_BBOX, overlap=16, chunk_size=64, threshold=THRESHOLD
+        PeakModel(),
+        path,
+        out,
+        bbox=CHIP_BBOX,
+        date=S2_DATE,
+        overlap=16,
+        chunk_size=64,
+        threshold=THRESHOLD,
     )
     feats = json.loads(out.with_suffix(".geojson").read_text())["features"]
     assert len(feats) == result.sizes["detection"] > 5

@@ -10,7 +10,7 @@ import torch
 
 from earthplat.inference import predict
 from earthplat.inference.engine import TASK_OUTPUTS
-from tests.unit.earthplat.inference.models import CHIP_BBOX, S2_CHIP, pico_model, real
+from tests.unit.earthplat.inference.models import CHIP_BBOX, S2_CHIP, S2_DATE, pico_model, real
 
 EXPECTED = {  # task -> (bands, dtype, output pixel size in input pixels)
     "segmentation": (1, "uint8", 1),
@@ -27,7 +27,13 @@ def test_each_task_predicts_the_chip(task: str, shared_data, tmp_path) -> None:
     torch.set_num_threads(1)
     path = real(shared_data, S2_CHIP)
     result = predict(
-        pico_model(task), path, tmp_path / "p.tif", bbox=CHIP_BBOX, chunk_size=64, threshold=0.05
+        pico_model(task),
+        path,
+        tmp_path / "p.tif",
+        bbox=CHIP_BBOX,
+        date=S2_DATE,
+        chunk_size=64,
+        threshold=0.05,
     )
     assert (tmp_path / "p.item.json").exists()
     if task == "detection":

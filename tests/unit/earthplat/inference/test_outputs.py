@@ -16,6 +16,7 @@ from earthplat.inference import predict
 from tests.unit.earthplat.inference.models import (
     LANDSAT,
     S2_CHIP,
+    S2_DATE,
     SLOVENIA,
     WATER,
     WaterIndexModel,
@@ -29,7 +30,9 @@ def water(shared_data, tmp_path_factory):
     """The whole 512 x 512 Sen1Floods11 S2 chip in 4 chunks of 256 px."""
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("water") / "water.tif"
-    result = predict(WaterIndexModel(), real(shared_data, S2_CHIP), out, chunk_size=256)
+    result = predict(
+        WaterIndexModel(), real(shared_data, S2_CHIP), out, chunk_size=256, date=S2_DATE
+    )
     return real(shared_data, S2_CHIP), out, result
 
 
@@ -110,7 +113,11 @@ def test_python_api_returns_xarray_with_crs(water) -> None:
 
 def test_out_none_returns_an_in_memory_array(shared_data) -> None:
     result = predict(
-        WaterIndexModel(), real(shared_data, S2_CHIP), None, bbox=[-0.78, 38.09, -0.775, 38.095]
+        WaterIndexModel(),
+        real(shared_data, S2_CHIP),
+        None,
+        bbox=[-0.78, 38.09, -0.775, 38.095],
+        date=S2_DATE,
     )
     assert result.rio.crs.to_epsg() == 4326 and result.shape[0] == 1
     assert 50 <= result.shape[1] <= 60 and isinstance(result.values, np.ndarray)

@@ -8,7 +8,7 @@ import rasterio
 import torch
 
 from earthplat.inference import predict
-from tests.unit.earthplat.inference.models import CHIP_BBOX, S2_CHIP, pico_model, real
+from tests.unit.earthplat.inference.models import CHIP_BBOX, S2_CHIP, S2_DATE, pico_model, real
 
 
 class Interrupt(RuntimeError):
@@ -18,7 +18,7 @@ class Interrupt(RuntimeError):
 def test_interrupted_run_resumes_and_matches(shared_data, tmp_path) -> None:
     torch.set_num_threads(1)
     path, model = real(shared_data, S2_CHIP), pico_model("segmentation", seed=1)
-    kw = dict(bbox=CHIP_BBOX, chunk_size=48, outputs=["cog"])
+    kw = dict(bbox=CHIP_BBOX, date=S2_DATE, chunk_size=48, outputs=["cog"])
     reference = predict(model, path, tmp_path / "ref.tif", **kw).values
 
     def stop_after_two(done: int, total: int) -> None:
@@ -43,7 +43,7 @@ def test_interrupted_run_resumes_and_matches(shared_data, tmp_path) -> None:
 
 def test_parts_of_a_different_run_are_discarded(shared_data, tmp_path) -> None:
     path = real(shared_data, S2_CHIP)
-    kw = dict(bbox=CHIP_BBOX, chunk_size=64, outputs=["cog"], keep_parts=True)
+    kw = dict(bbox=CHIP_BBOX, date=S2_DATE, chunk_size=64, outputs=["cog"], keep_parts=True)
     out = tmp_path / "p.tif"
     predict(pico_model("pixel_regression", seed=0), path, out, **kw)
     first = (out.parent / "p.tif.parts" / "chunk_000000.npz").read_bytes()
