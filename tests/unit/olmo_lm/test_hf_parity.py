@@ -167,3 +167,70 @@ def test_our_checkpoint_serves_in_transformers(pair, tmp_path):
         diff = (loaded(TOKENS).logits - ours(TOKENS)).abs().max().item()
     assert diff < ATOL
     assert hf.config_from_hf(loaded.config.to_dict()) == cfg
+
+
+@pytest.mark.parametrize(
+    "preset",
+    [
+        "olmo2_1B",
+        "olmo2_13B",
+        "olmo3_7B",
+        "olmo3_32B",
+        "olmoe_1B_7B",
+        "olmo_hybrid_7B",
+        "flex_olmo_7x7B",
+    ],
+)
+def test_published_presets_count_as_transformers_builds_them(preset):
+    from olmo_lm.model.config import PRESETS
+
+    cfg = PRESETS[preset]()
+    hf_config = hf.config_to_hf(cfg, pad_token_id=1)
+    config = transformers.AutoConfig.for_model(**hf_config)
+    with torch.device("meta"):
+        model = transformers.AutoModelForCausalLM.from_config(config)
+    assert sum(p.numel() for p in model.parameters()) == cfg.num_params()
+    # the same architecture back (ours may spell defaults explicitly, e.g. n_kv_heads)
+    back = hf.config_from_hf(config.to_dict())
+    assert hf.config_to_hf(back, pad_token_id=1) == hf_config
+
+
+@pytest.mark.parametrize(
+    "scaling",
+    [
+        {"rope_type": "linear", "factor": 4.0},
+        {
+            "rope_type": "llama3",
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192,
+        },
+        {
+            "rope_type": "yarn",
+            "factor": 8.0,
+            "original_max_position_embeddings": 8192,
+            "attention_factor": 1.2079441541679836,
+            "beta_fast": 32.0,
+            "beta_slow": 1.0,
+        },
+        {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 4096},
+    ],
+    ids=["linear", "llama3", "yarn-olmo3", "yarn-default-attention"],
+)
+def test_rope_scalings_match_transformers(scaling):
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    from olmo_lm.model.layers.rotary import inverse_frequencies
+
+    config = transformers.Olmo2Config(
+        hidden_size=512,
+        num_attention_heads=4,
+        max_position_embeddings=65_536,
+        rope_parameters={"rope_theta": 500_000.0, **scaling},
+    )
+    ref, ref_attention = ROPE_INIT_FUNCTIONS[scaling["rope_type"]](config)
+    _, s = hf._rope_from_hf(config.rope_parameters, config.to_dict())
+    ours, attention = inverse_frequencies(128, 500_000.0, s)
+    torch.testing.assert_close(ours, ref, rtol=1e-6, atol=0)
+    assert attention == pytest.approx(ref_attention)
