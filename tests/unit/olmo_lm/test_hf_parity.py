@@ -11,7 +11,9 @@ import json
 import pytest
 import torch
 
-transformers = pytest.importorskip("transformers")
+transformers = pytest.importorskip(
+    "transformers", reason="missing component: transformers (the dev extra)"
+)
 
 from olmo_lm import hf  # noqa: E402
 
