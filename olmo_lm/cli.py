@@ -40,7 +40,15 @@ def run_pretraining(job: PretrainJobConfig) -> dict[str, float]:
     if job.model.max_seq_len < job.data.seq_len:
         job.model.max_seq_len = job.data.seq_len
     L.seed_everything(job.trainer.seed, workers=True, verbose=False)
-    module = CausalLMModule(job.model, job.data.seq_len, job.optimizer, job.scheduler, job.loss)
+    module = CausalLMModule(
+        job.model,
+        job.data.seq_len,
+        job.optimizer,
+        job.scheduler,
+        job.loss,
+        # under FSDP2 no rank builds the whole model: shards are allocated after sharding
+        init_device="meta" if job.trainer.strategy == "fsdp" and job.init_from is None else "cpu",
+    )
     if job.init_from is not None:
         from olmo_lm.model.store import load_state
 

@@ -59,7 +59,11 @@ class CausalLMModule(TrainCoreModule):
         optimizer: OptimizerConfig | dict | None = None,
         scheduler: SchedulerConfig | dict | None = None,
         loss: LMLossConfig | dict | None = None,
+        init_device: str = "cpu",
     ) -> None:
+        """``init_device="meta"`` builds the model without memory; ``configure_model``
+        allocates and initialises it after FSDP2 sharding, so each rank only ever holds its
+        own shards (a model larger than one rank's memory can be set up)."""
         super().__init__(optimizer, scheduler)
         model = coerce_config(TransformerConfig, model)
         self.loss_config = coerce_config(LMLossConfig, loss) or LMLossConfig()
@@ -74,11 +78,64 @@ class CausalLMModule(TrainCoreModule):
         )
         self.model_config = model
         self.seq_len = seq_len
-        self.model = model.build()
+        if init_device == "meta":
+            with torch.device("meta"):
+                self.model = model.build()
+        else:
+            self.model = model.build()
         self.flops_per_sample = model.train_flops_per_token(seq_len) * seq_len
 
+    # --- parallelism ---------------------------------------------------------------------------
     def fsdp_units(self) -> list[nn.Module]:
         return list(self.model.blocks)
+
+    def tensor_parallel_plan(self) -> dict | None:
+        """Megatron-style plan: SwiGLU gate/up column-wise and down row-wise, the LM head
+        column-wise. QK-norm normalises over *all* heads, so q/k/v are column-sharded matmuls
+        whose outputs are gathered before the norm (as transformers' plan does) and the output
+        projection splits its replicated input row-wise. Dense attention models only."""
+        from torch.distributed.tensor import Replicate
+        from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel
+
+        cfg = self.model_config
+        if cfg.ffn != "mlp" or "gated_deltanet" in cfg.resolved_layer_types:
+            raise TrainCoreConfigError(
+                "tensor parallelism is planned for dense attention models; train MoE and "
+                "hybrid models with tensor_parallel_size=1 (FSDP2 shards them)"
+            )
+        plan: dict = {"model.lm_head": ColwiseParallel(output_layouts=Replicate())}
+        for i in range(cfg.n_layers):
+            pre = f"model.blocks.{i}."
+            for name in ("w_q", "w_k", "w_v"):
+                plan[pre + "mixer." + name] = ColwiseParallel(output_layouts=Replicate())
+            plan[pre + "mixer.w_o"] = RowwiseParallel(input_layouts=Replicate())
+            plan[pre + "ffn.w_gate"] = ColwiseParallel()
+            plan[pre + "ffn.w_up"] = ColwiseParallel()
+            plan[pre + "ffn.w_down"] = RowwiseParallel()
+        return plan
+
+    def configure_model(self) -> None:
+        super().configure_model()
+        self.materialize()
+
+    def materialize(self, device: torch.device | str | None = None) -> None:
+        """Allocate and initialise parameters still on the meta device (a no-op otherwise).
+
+        Under FSDP2 this runs after sharding: ``to_empty`` allocates each rank's shards only.
+        Every rank draws its shards from its own stream (seeded from the global seed and the
+        rank), so no two shards of a weight repeat each other.
+        """
+        if not any(p.is_meta for p in self.model.parameters()):
+            return
+        if device is None:
+            device = self.trainer.strategy.root_device if self._trainer else "cpu"
+        import torch.distributed as dist
+
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        self.model.to_empty(device=device)
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed((torch.initial_seed() + 1_000_003 * rank) % 2**63)
+            self.model.reset_parameters()
 
     def tokens_in_batch(self, batch: torch.Tensor) -> int:
         return batch.shape[0] * (batch.shape[1] - 1)
