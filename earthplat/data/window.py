@@ -216,9 +216,10 @@ def window_of_raster(
     """One window over the whole of a raster, in the raster's own CRS and on its own grid
     (origin = its corner), so that materialising it (nearest neighbour) copies its pixels.
 
-    ``resolution`` defaults to the raster's pixel width; a raster whose pixels are not square
-    (EuroSAT: 10.016 x 10.002 m) gets square pixels of that width, as many rows as cover its
-    height, which still maps every pixel to itself on patch-sized rasters."""
+    ``resolution`` defaults to the raster's pixel size; a raster whose pixels are not quite
+    square (EuroSAT patches: up to 1.2 % apart) gets square pixels of the geometric mean size,
+    which still maps each of a 64 px patch's pixels to itself (the error stays under half a
+    pixel up to about 1.5 % anisotropy)."""
     import rasterio
 
     from earthplat.errors import DataError
@@ -228,7 +229,9 @@ def window_of_raster(
         t, w, h = src.transform, src.width, src.height
     if t.b or t.d:
         raise DataError(f"{path} is rotated (its transform has shear terms); warp it north-up")
-    res = float(resolution or abs(t.a))
+    if t.e > 0:
+        raise DataError(f"{path} is stored south-up (positive pixel height); warp it north-up")
+    res = float(resolution or math.sqrt(abs(t.a) * abs(t.e)))
     cols, rows = max(1, round(w * abs(t.a) / res)), max(1, round(h * abs(t.e) / res))
     return Window(
         name, grid.crs, res, (0, 0, cols, rows), start, end, group, properties or {}, grid.origin
@@ -289,7 +292,15 @@ def windows_from_aoi(
     from shapely.geometry import box, shape
     from shapely.prepared import prep
 
-    if isinstance(aoi, tuple | list) and len(aoi) == 4:
+    if isinstance(aoi, tuple | list):
+        if len(aoi) != 4:
+            raise WindowError(
+                f"a bbox needs 4 numbers (--bbox [minlon, minlat, maxlon, maxlat]), got {list(aoi)}"
+            )
+        if not (aoi[0] < aoi[2] and aoi[1] < aoi[3]):
+            raise WindowError(
+                f"bbox {list(aoi)} is empty or inverted; give [minlon, minlat, maxlon, maxlat]"
+            )
         geom = box(*aoi)
     elif isinstance(aoi, dict):
         geom = (

@@ -54,9 +54,10 @@ class Benchmark:
     description: str
     source: str
     """Folder under the real-data root."""
-    ingest: Callable[..., list[Window]]
+    ingest: Callable[..., list[Window]] | None
     """(source dir, dataset dir, limit) -> the labelled windows (an ``earthplat.data.recipes``
-    recipe: inputs plus label layers / properties)."""
+    recipe: inputs plus label layers / properties); None for a user's datasets
+    (``earthplat.eval.custom``)."""
     classes: Callable[[], list[dict]]
     """Class schema ``{"value", "label", "color"}`` (from ``earthplat.data.recipes``); class
     index = position."""
@@ -75,6 +76,8 @@ class Benchmark:
     """Split each class separately (classification only)."""
     finetune_config: str | None = None
     """Name of the ``earthplat/configs/eval/*.yaml`` config the finetune protocol runs."""
+    finetune_overrides: dict[str, Any] = field(default_factory=dict)
+    """Dotted overrides of that config for this benchmark (inputs, label, chip size...)."""
 
 
 def _eurosat(src: Path, dst: Path, limit: int | None) -> list[Window]:
@@ -169,6 +172,9 @@ class BenchmarkData:
     samples: dict[str, list[Sample]]
     labels: dict[str, np.ndarray]
     """classification: [N] class index; segmentation: [N, H, W] class index, -1 = ignore."""
+    notes: dict[str, Any] = field(default_factory=dict)
+    """What the report should say about how the data were made (label, inputs, windows
+    dropped for leakage)."""
 
     def count(self, split: str) -> int:
         return len(self.windows[split])

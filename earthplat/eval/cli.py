@@ -12,8 +12,14 @@ from __future__ import annotations
 def evaluate(
     model: str,
     out: str,
-    benchmarks: str = "eurosat",
+    benchmarks: str | None = None,
     protocols: str = "knn,linear",
+    train: str | None = None,
+    test: str | None = None,
+    label: str | None = None,
+    layers: dict[str, str] | None = None,
+    split_by: str = "grid",
+    cell_size_m: float | None = None,
     k: int = 20,
     temperature: float = 0.07,
     weight_decays: list[float] | None = None,
@@ -26,20 +32,32 @@ def evaluate(
     finetune_steps: int | None = None,
     plots: bool = True,
 ) -> dict:
-    """Evaluate a model on named benchmarks and write results.md, results.json and PNGs.
+    """Evaluate a model on named benchmarks or on your own labelled datasets.
+
+    Writes results.md, results.json and PNGs; every benchmark also gets the baseline rows
+    (per-band mean and std with k-NN and logistic regression).
 
     Args:
-        model: ``random:<preset>`` (seeded random init, the baseline), an encoder export dir,
-            a pretrain checkpoint, or a fine-tune run dir / task-model export.
+        model: random:<preset> (seeded random init), an encoder export dir, a pretrain
+            checkpoint, or a fine-tune run dir or task-model export.
         out: Output directory.
-        benchmarks: Comma-separated: eurosat, slovenia_landcover, sen1floods11_water.
+        benchmarks: Comma-separated named benchmarks: eurosat, slovenia_landcover,
+            sen1floods11_water (default: eurosat, unless --train is given).
         protocols: Comma-separated: knn, linear, finetune.
+        train: A labelled dataset to train on (instead of named benchmarks).
+        test: A labelled dataset to score on (default: a split of --train).
+        label: The window property or label layer holding the labels (default: the dataset's
+            only class schema, else label).
+        layers: Input layers as layer -> modality (default: the dataset's recorded inputs).
+        split_by: How --train is split: grid (whole spatial cells) or property (the windows'
+            split property says train, val or test).
+        cell_size_m: Grid cell size in metres for --split_by grid (default 10000).
         k: kNN neighbours.
         temperature: kNN vote temperature (weights exp(cosine / T)).
         weight_decays: Linear-probe L2 penalties to choose from on validation.
         patch_size: Encoder patch size (default: the model's, else each benchmark's).
         seed: Seeds the random init, the splits and the probes.
-        cache_dir: Where benchmark data is ingested once (default OUT/benchmark_data).
+        cache_dir: Where benchmark data are ingested once (default OUT/benchmark_data).
         data_root: The real-data folder (default $EARTHPLAT_SHARED_DATA/real or ../shared).
         limit: EuroSAT patches per class (quick runs).
         batch_size: Windows per encoder batch.
@@ -47,17 +65,41 @@ def evaluate(
         plots: Write the confusion-matrix and prediction PNGs.
     """
     import json
+    from pathlib import Path
 
+    from earthplat.errors import EarthplatError
     from earthplat.eval.evaluate import evaluate_model
     from earthplat.eval.linear_probe import LinearProbeConfig
 
+    if test and not train:
+        raise EarthplatError("--test needs --train (the labelled dataset to train on)")
+    if train and benchmarks:
+        raise EarthplatError("give either --benchmarks or --train/--test, not both")
     probe = LinearProbeConfig(seed=seed)
     if weight_decays:
         probe = LinearProbeConfig(weight_decays=tuple(weight_decays), seed=seed)
     overrides = {"trainer.max_steps": finetune_steps} if finetune_steps else None
+    chosen: str | list = benchmarks or "eurosat"
+    if train:
+        from earthplat.eval.custom import dataset_benchmark
+
+        cache = Path(cache_dir) if cache_dir else Path(out) / "benchmark_data"
+        chosen = [
+            dataset_benchmark(
+                train,
+                test,
+                out_dir=cache / "datasets" / Path(train).name,
+                label=label,
+                layers=layers,
+                split_by=split_by,
+                cell_size_m=cell_size_m,
+                patch_size=patch_size or 8,
+                seed=seed,
+            )
+        ]
     report = evaluate_model(
         model,
-        benchmarks,
+        chosen,
         protocols,
         out,
         k=k,

@@ -54,10 +54,16 @@ def _encoder_in(module: torch.nn.Module) -> torch.nn.Module:
     )
 
 
-def load_embedder(reference: str, *, seed: int = 0, map_location: str = "cpu") -> Embedder:
+def load_embedder(
+    reference: str,
+    *,
+    seed: int = 0,
+    map_location: str = "cpu",
+    extra_modalities: list[str] | tuple[str, ...] = (),
+) -> Embedder:
     """Resolve ``reference``: ``random:<preset>`` (the preset at a seeded random init, with
-    S2 L1C and S1 inputs), an encoder export dir, a pretrain ``.ckpt``, or a fine-tune run dir,
-    task-model export or fine-tune checkpoint."""
+    S2 L1C and S1 inputs plus ``extra_modalities``), an encoder export dir, a pretrain
+    ``.ckpt``, or a fine-tune run dir, task-model export or fine-tune checkpoint."""
     import torch
 
     if reference.startswith("random:"):
@@ -70,7 +76,8 @@ def load_embedder(reference: str, *, seed: int = 0, map_location: str = "cpu") -
                 f"known: {', '.join(ENCODER_PRESETS)}"
             )
         torch.manual_seed(seed)
-        encoder = ENCODER_PRESETS[preset](modalities=RANDOM_MODALITIES).build()
+        mods = tuple(dict.fromkeys([*RANDOM_MODALITIES, *extra_modalities]))
+        encoder = ENCODER_PRESETS[preset](modalities=mods).build()
         return Embedder(encoder.eval().to(map_location), reference)
     path = Path(reference)
     if not path.exists():

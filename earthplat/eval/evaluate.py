@@ -20,7 +20,7 @@ from earthplat.errors import EarthplatError
 from earthplat.eval.benchmarks import BenchmarkData, get_benchmark, load_benchmark
 from earthplat.eval.embeddings import Embedder
 from earthplat.eval.linear_probe import LinearProbeConfig
-from earthplat.eval.metrics import confusion_matrix, scores
+from earthplat.eval.metrics import confusion_matrix, per_class, scores
 from earthplat.eval.report import EvalReport, EvalResult
 
 PROTOCOLS = ("knn", "linear", "finetune")
@@ -39,7 +39,8 @@ def primary_metric(task: str) -> str:
 def _figures(data: BenchmarkData, protocol: str, preds, cm, out: Path, max_items: int) -> dict:
     from earthplat.eval import plots
 
-    name = data.benchmark.name
+    name = _slug(data.benchmark.name)
+    layer = next(iter(data.benchmark.layers))
     labels = [c["label"] for c in data.classes]
     files = {"confusion": f"{name}_{protocol}_confusion.png"}
     plots.confusion_png(cm, labels, out / files["confusion"], f"{name} / {protocol}")
@@ -52,14 +53,14 @@ def _figures(data: BenchmarkData, protocol: str, preds, cm, out: Path, max_items
         for c in np.unique(preds.true):
             rank[preds.true == c] = np.arange((preds.true == c).sum())
         order = np.lexsort((preds.true, rank))[: max_items * 6]
-        images = [plots.true_color(data.dataset, test[i]) for i in order]
+        images = [plots.true_color(data.dataset, test[i], layer) for i in order]
         plots.chips_png(
             images, preds.true[order], preds.pred[order], labels, out / files["predictions"], title
         )
     else:
         # the windows with the most labelled pixels show the most
         order = np.argsort(-(data.labels["test"] >= 0).sum((1, 2)), kind="stable")[:max_items]
-        images = [plots.true_color(data.dataset, test[i]) for i in order]
+        images = [plots.true_color(data.dataset, test[i], layer) for i in order]
         h, w = data.labels["test"].shape[1:]
         maps = [
             np.pad(
@@ -74,9 +75,13 @@ def _figures(data: BenchmarkData, protocol: str, preds, cm, out: Path, max_items
     return files
 
 
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
 def evaluate_model(
     model: str | Embedder,
-    benchmarks: str | list[str] = "eurosat",
+    benchmarks: str | list[str | BenchmarkData] = "eurosat",
     protocols: str | list[str] = ("knn", "linear"),
     out_dir: str | Path | None = None,
     *,
@@ -92,6 +97,7 @@ def evaluate_model(
     finetune_overrides: dict | None = None,
     plots: bool = True,
     max_plot_items: int = 4,
+    baseline: bool = True,
 ) -> EvalReport:
     """Evaluate ``model`` (``random:<preset>``, an encoder export dir, a pretrain checkpoint, a
     fine-tune run / task-model dir, or an already loaded ``Embedder``) on ``benchmarks`` with
@@ -101,18 +107,30 @@ def evaluate_model(
     size (default: the task model's, else each benchmark's); ``cache_dir``: where benchmark
     data is ingested once (default ``out_dir/benchmark_data``); ``limit``: EuroSAT patches per
     class; ``finetune_overrides``: dotted overrides for every fine-tune run (e.g. ``{"trainer.
-    max_steps": 20}``). Writes results.md, results.json and PNGs into ``out_dir`` when given.
+    max_steps": 20}``). ``benchmarks`` may also hold loaded ``BenchmarkData`` (a user's
+    datasets: ``earthplat.eval.custom.dataset_benchmark``). ``baseline`` adds the band-statistics
+    rows (``earthplat.eval.baseline``) to every benchmark. Writes results.md, results.json and
+    PNGs into ``out_dir`` when given.
     """
     import torch
 
-    bench_names, proto_names = _names(benchmarks), _names(protocols)
+    items = (
+        _names(benchmarks)
+        if isinstance(benchmarks, str)
+        else [b if isinstance(b, BenchmarkData) else str(b).strip() for b in benchmarks]
+    )
+    proto_names = _names(protocols)
     unknown = [p for p in proto_names if p not in PROTOCOLS]
     if unknown or not proto_names:
-        raise EarthplatError(f"unknown protocols {unknown}; choose from {', '.join(PROTOCOLS)}")
-    for b in bench_names:
-        get_benchmark(b)  # fail on a typo before any work
-    if not bench_names:
-        raise EarthplatError("give at least one benchmark")
+        raise EarthplatError(
+            f"unknown protocols {unknown}; choose from {', '.join(PROTOCOLS)} (--protocols)"
+        )
+    for b in items:
+        if isinstance(b, str):
+            get_benchmark(b)  # fail on a typo before any work
+    if not items:
+        raise EarthplatError("give at least one benchmark (--benchmarks) or dataset (--train)")
+    bench_names = [b if isinstance(b, str) else b.benchmark.name for b in items]
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -124,7 +142,14 @@ def evaluate_model(
     if any(p in FROZEN for p in proto_names) or isinstance(model, Embedder):
         from earthplat.eval.embeddings import load_embedder
 
-        embedder = model if isinstance(model, Embedder) else load_embedder(model, seed=seed)
+        extra = sorted(
+            {m for b in items if isinstance(b, BenchmarkData) for m in b.benchmark.layers.values()}
+        )
+        embedder = (
+            model
+            if isinstance(model, Embedder)
+            else load_embedder(model, seed=seed, extra_modalities=extra)
+        )
     report = EvalReport(
         model.name if isinstance(model, Embedder) else model,
         settings={
@@ -136,11 +161,55 @@ def evaluate_model(
         },
         out_dir=str(out) if out else None,
     )
-    for name in bench_names:
+    for item in items:
         t0 = time.perf_counter()
-        data = load_benchmark(name, cache_dir=cache, data_root=data_root, limit=limit, seed=seed)
+        if isinstance(item, BenchmarkData):
+            data, name = item, item.benchmark.name
+        else:
+            name = item
+            data = load_benchmark(
+                name, cache_dir=cache, data_root=data_root, limit=limit, seed=seed
+            )
         bench = data.benchmark
         report.settings[f"{name}_split"] = {s: data.count(s) for s in ("train", "val", "test")}
+        if data.notes:
+            report.settings[f"{name}_data"] = data.notes
+        labels = [c["label"] for c in data.classes]
+        if baseline:
+            from earthplat.eval import baseline as base
+            from earthplat.eval import frozen
+
+            stats = base.band_stat_features(data)
+            unit_patch = bench.patch_size if bench.task == "segmentation" else 1
+            for protocol, preds in (
+                (
+                    "baseline_knn",
+                    frozen.run_knn(
+                        stats, len(data.classes), k=k, temperature=temperature, patch=unit_patch
+                    ),
+                ),
+                (
+                    "baseline_logreg",
+                    frozen.run_linear(stats, len(data.classes), config=probe, patch=unit_patch),
+                ),
+            ):
+                preds.settings["features"] = "per-band mean and std of valid pixels"
+                cm = confusion_matrix(preds.true, preds.pred, len(data.classes))
+                result = EvalResult(
+                    benchmark=name,
+                    protocol=protocol,
+                    metrics=scores(cm),
+                    primary=primary_metric(bench.task),
+                    n_train=len(stats.y["train"]) + len(stats.y["val"]),
+                    n_test=len(preds.true),
+                    unit=stats.unit,
+                    settings=preds.settings,
+                    confusion=cm.tolist(),
+                    per_class=per_class(cm, labels),
+                )
+                if out is not None and plots:
+                    result.plots = _figures(data, protocol, preds, cm, out, max_plot_items)
+                report.results.append(result)
         feats = None
         for protocol in proto_names:
             if protocol in FROZEN:
@@ -169,7 +238,7 @@ def evaluate_model(
                 preds, n_train, unit = run_finetune_protocol(
                     model,
                     data,
-                    out=(out or cache) / "finetune" / name,
+                    out=(out or cache) / "finetune" / _slug(name),
                     seed=seed,
                     overrides=finetune_overrides,
                 )
@@ -184,6 +253,7 @@ def evaluate_model(
                 unit=unit,
                 settings=preds.settings,
                 confusion=cm.tolist(),
+                per_class=per_class(cm, labels),
             )
             if out is not None and plots:
                 result.plots = _figures(data, protocol, preds, cm, out, max_plot_items)

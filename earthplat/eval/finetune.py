@@ -142,6 +142,7 @@ def run_finetune_protocol(
         "data.config.split": {"kind": "property", "property": "split"},
         "seed_everything": seed,
         "trainer.seed": seed,
+        **data.benchmark.finetune_overrides,
         **(overrides or {}),
     }
     # one run dir per (model, seed): a re-run resumes its own run, never another model's

@@ -29,3 +29,26 @@ def scores(cm: np.ndarray) -> dict[str, float]:
         "macro_f1": float(f1[present].mean()) if present.any() else float("nan"),
         "miou": float(iou[present].mean()) if present.any() else float("nan"),
     }
+
+
+def per_class(cm: np.ndarray, labels: list[str]) -> dict[str, dict[str, float]]:
+    """Per class: F1, IoU, precision, recall and support (true count) from a confusion matrix;
+    classes without support or predictions get NaN where the ratio is undefined."""
+    cm = np.asarray(cm, dtype=np.float64)
+    tp = np.diag(cm)
+    true_n, pred_n = cm.sum(1), cm.sum(0)
+    out = {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = tp / pred_n
+        recall = tp / true_n
+        f1 = 2 * tp / (true_n + pred_n)
+        iou = tp / (true_n + pred_n - tp)
+    for i, name in enumerate(labels):
+        out[name] = {
+            "f1": float(f1[i]),
+            "iou": float(iou[i]),
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "support": int(true_n[i]),
+        }
+    return out

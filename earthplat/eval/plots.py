@@ -23,17 +23,27 @@ def _pyplot():
 
 def true_color(dataset: Dataset, window: Window, layer: str = "s2") -> np.ndarray:
     """[H, W, 3] float in 0..1: the sensor's ``true_color`` composite of the layer's period with
-    the most valid pixels (black where invalid)."""
+    the most valid pixels (black where invalid); grey from the first band without one."""
     from earthplat.data.layer import read_layer_arrays
     from earthplat.sensors import get_modality
 
     ld = read_layer_arrays(dataset, window, layer)
-    comp = get_modality(ld.metadata["modality"]).composite("true_color")
+    modality = get_modality(ld.metadata["modality"])
     t = int(ld.valid.reshape(ld.valid.shape[0], -1).sum(1).argmax())
-    order = [ld.bands.index(b) for b in comp.bands]
-    rgb = ld.data[t, order].astype(np.float32)  # [3, H, W]
-    lo = np.array([r[0] for r in comp.ranges], dtype=np.float32)[:, None, None]
-    hi = np.array([r[1] for r in comp.ranges], dtype=np.float32)[:, None, None]
+    comps = {c.name: c for c in modality.composites}
+    comp = comps.get("true_color")
+    if comp is not None and all(b in ld.bands for b in comp.bands):
+        order = [ld.bands.index(b) for b in comp.bands]
+        rgb = ld.data[t, order].astype(np.float32)  # [3, H, W]
+        lo = np.array([r[0] for r in comp.ranges], dtype=np.float32)[:, None, None]
+        hi = np.array([r[1] for r in comp.ranges], dtype=np.float32)[:, None, None]
+    else:  # no natural-colour composite (SAR, maps): the first band in grey, 2-98 % stretch
+        band = ld.data[t, 0].astype(np.float32)
+        ok = ld.valid[t] & np.isfinite(band)
+        lo_v, hi_v = np.percentile(band[ok], [2, 98]) if ok.any() else (0.0, 1.0)
+        rgb = np.repeat(band[None], 3, axis=0)
+        lo = np.full((3, 1, 1), lo_v, np.float32)
+        hi = np.full((3, 1, 1), max(hi_v, lo_v + 1e-6), np.float32)
     rgb = np.clip((rgb - lo) / (hi - lo), 0, 1) * ld.valid[t][None]
     return rgb.transpose(1, 2, 0)
 

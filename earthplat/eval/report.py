@@ -34,6 +34,8 @@ class EvalResult:
     """Rows true class, columns predicted class."""
     plots: dict[str, str] = field(default_factory=dict)
     """Kind (``confusion``, ``predictions``) -> PNG file name in the output directory."""
+    per_class: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Class name -> f1, iou, precision, recall, support."""
 
     @property
     def value(self) -> float:
@@ -87,6 +89,21 @@ class EvalReport:
                 lines.append(
                     f"| {r.benchmark} | {r.protocol} | {metric} | {fmt(r.metrics[metric])} | "
                     f"{r.n_train} | {r.n_test} | {r.unit} |"
+                )
+        for r in self.results:
+            if not r.per_class:
+                continue
+            lines += [
+                "",
+                f"### {r.benchmark} / {r.protocol}: per class",
+                "",
+                "| class | F1 | IoU | precision | recall | support |",
+                "|---|---:|---:|---:|---:|---:|",
+            ]
+            for cls, m in r.per_class.items():
+                lines.append(
+                    f"| {cls} | {fmt(m['f1'])} | {fmt(m['iou'])} | {fmt(m['precision'])} | "
+                    f"{fmt(m['recall'])} | {m['support']} |"
                 )
         lines += ["", "## Settings", ""]
         lines += [f"- {k}: `{json.dumps(v, default=str)}`" for k, v in self.settings.items()]

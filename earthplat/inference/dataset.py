@@ -87,8 +87,9 @@ def window_sources(
         )
         if found is not None:
             chosen[found] = (layer, sub)
+    # a task model reads what it was trained on; an encoder (embeddings) any of its modalities
     missing = [m for m in spec.inputs if m not in chosen]
-    if missing:
+    if missing and (spec.task != "embedding" or not chosen):
         raise MissingInputError(
             f"window {window.name} has no layer of {', '.join(missing)} (its layers: "
             f"{', '.join(dataset.layers(window)) or 'none'}); ingest one (earthplat ingest "
@@ -104,7 +105,7 @@ def window_sources(
             num_periods=spec.num_periods,
             substitution=sub,
         )
-        for m, (layer, sub) in ((m, chosen[m]) for m in spec.inputs)
+        for m, (layer, sub) in ((m, chosen[m]) for m in spec.inputs if m in chosen)
     }
 
 

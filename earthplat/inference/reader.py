@@ -94,9 +94,16 @@ class RasterSource:
 
         mod = get_modality(modality)
         wanted = list(mod.canonical(model_bands))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            src = rasterio.open(path)
+        from rasterio.errors import RasterioIOError
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                src = rasterio.open(path)
+        except RasterioIOError as e:
+            raise InferenceError(
+                f"--input {path} is not a readable raster or dataset directory ({e})"
+            ) from None
         with src:
             if src.crs is None:
                 raise InferenceError(

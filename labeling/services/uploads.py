@@ -54,7 +54,8 @@ def validate_raster(path: Path, *, filename: str) -> dict[str, Any]:
         raise InvalidInputError(
             f"{filename!r} has no coordinate reference system (CRS), so it cannot be placed "
             "on the map",
-            fix="georeference it first, e.g. gdal_translate -a_srs EPSG:XXXX -a_ullr ...",
+            fix="georeference it first (earthplat raster georef IN OUT --crs EPSG:N --bounds "
+            "'[minx, miny, maxx, maxy]'), then upload OUT",
         )
     info["crs"] = crs.to_string()
     return info

@@ -67,7 +67,8 @@ def test_cli_runs_knn_and_linear_on_eurosat(cache, shared_data, tmp_path):
     report = json.loads((out / "results.json").read_text())
     assert report["model"] == "random:pico"
     rows = {r["protocol"]: r for r in report["results"]}
-    assert set(rows) == {"knn", "linear"}
+    assert set(rows) == {"baseline_knn", "baseline_logreg", "knn", "linear"}  # baseline: always
+    assert rows["baseline_logreg"]["settings"]["features"].startswith("per-band mean and std")
     for r in rows.values():
         assert r["benchmark"] == "eurosat" and r["primary"] == "accuracy"
         assert (r["n_train"], r["n_test"], r["unit"]) == (40, 10, "window")
@@ -123,7 +124,14 @@ def test_segmentation_benchmark_probes_patches(shared_data, tmp_path):
         _valid_png(out / r.plots["predictions"])
         _valid_png(out / r.plots["confusion"])
     saved = json.loads((out / "results.json").read_text())
-    assert [r["protocol"] for r in saved["results"]] == ["knn", "linear"]
+    assert [r["protocol"] for r in saved["results"]] == [
+        "baseline_knn",
+        "baseline_logreg",
+        "knn",
+        "linear",
+    ]
+    base = report.get("slovenia_landcover", "baseline_logreg")
+    assert base.unit == "patch" and base.n_test == report.get("slovenia_landcover", "knn").n_test
 
 
 def test_finetune_protocol_trains_and_scores_the_same_test_windows(cache, shared_data, tmp_path):
