@@ -137,7 +137,10 @@ def _spelled(args: list[str]) -> list[str]:
 
 
 def _run(args: list[str], from_argv: bool) -> None:
-    from jsonargparse import CLI
+    from jsonargparse import CLI, set_parsing_settings
+
+    # the configs' fields document themselves in attribute docstrings: those are the flags' help
+    set_parsing_settings(docstring_parse_attribute_docstrings=True)
 
     if args and args[0] == "worker":
         # the platform's job worker (``python -m api.jobs.worker``): the command line is the one

@@ -50,10 +50,22 @@ make_trainer.__signature__ = inspect.Signature(
     + [_parameter(n, p) for n, p in inspect.signature(TrainerConfig).parameters.items()],
     return_annotation=L.Trainer,
 )
+def _field_docs(cls: type) -> dict[str, str]:
+    """Field name -> its attribute docstring, on one line (what ``--trainer.X --help`` says)."""
+    import docstring_parser
+
+    doc = docstring_parser.parse_from_object(cls)
+    return {p.arg_name: " ".join((p.description or "").split()) for p in doc.params}
+
+
+_docs = _field_docs(TrainerConfig)
 make_trainer.__doc__ = (
     (TrainerConfig.__doc__ or "")
-    + "\n\n"
-    + "\n".join(f"    {f.name}: see TrainerConfig.{f.name}" for f in fields(TrainerConfig))
+    + "\n\nArgs:\n    callbacks: Lightning callbacks added to the run's own.\n"
+    + "\n".join(
+        f"    {f.name}: {_docs.get(f.name) or f'see TrainerConfig.{f.name}'}"
+        for f in fields(TrainerConfig)
+    )
 )
 
 

@@ -52,6 +52,20 @@ class LatentMIMModule(TrainCoreModule):
         optimizer: OptimizerConfig | dict | None = None,
         scheduler: SchedulerConfig | dict | None = None,
     ) -> None:
+        """
+        Args:
+            encoder: the encoder to pretrain (a preset name or ``EncoderConfig`` fields;
+                default: nano).
+            predictor: the cross-attention predictor that decodes masked tokens.
+            masking: how tokens are split into encoded and decoded sets per view.
+            tau: temperature of the patch-discrimination loss.
+            infonce_weight: weight of the InfoNCE loss between the two views' pooled embeddings.
+            loss: the registered latent loss (``patch_discrimination`` ...).
+            gsd_m: ground sample distance of the inputs in metres (for the 2-D encodings).
+            seed: seeds the masking.
+            optimizer: AdamW settings.
+            scheduler: learning-rate schedule (warmup, then cosine, linear or WSD decay).
+        """
         super().__init__(optimizer, scheduler)
         self.encoder_config = coerce_config(EncoderConfig, encoder) or EncoderConfig.nano()
         if isinstance(self.encoder_config.modalities, list):

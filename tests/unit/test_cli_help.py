@@ -123,3 +123,74 @@ def test_an_unknown_modality_names_the_known_ones(tmp_path) -> None:
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "unknown modality 'sentinel3'" in result.stderr and "sentinel2_l1c" in result.stderr
+
+
+def _undocumented(help_text: str) -> list[str]:
+    """Options of an argparse help page whose text is only jsonargparse's type suffix."""
+    entries, current = [], None
+    for line in help_text.splitlines():
+        if line.startswith("  -"):
+            if current:
+                entries.append(current)
+            head, _, rest = line.strip().partition("  ")
+            current = [head, rest.strip()]
+        elif current is not None and line.startswith("    "):
+            current[1] += " " + line.strip()
+        elif current is not None:
+            entries.append(current)
+            current = None
+    if current:
+        entries.append(current)
+    skip = ("-h", "-c", "--config", "--print_config")
+    return [
+        opt.split()[0].rstrip(",")
+        for opt, text in entries
+        if not opt.startswith(skip)
+        and ".help" not in opt
+        and (not text or text.startswith(("(type:", "(required, type:")))
+    ]
+
+
+def _lightning_pages() -> list[list[str]]:
+    from earthplat.train.tasks import TASK_MODULES
+
+    pages = [["finetune", "--help"], ["pretrain", "--help"]]
+    pages += [["finetune", "--model.help", cls.__name__] for cls in TASK_MODULES.values()]
+    pages.append(["finetune", "--data.help", "FinetuneDataModule"])
+    return pages
+
+
+HELP_PAGES = """
+import contextlib, io, json, sys
+from earthplat.cli import main
+out = {}
+for page in json.loads(sys.argv[1]):
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        try:
+            main(page)
+        except SystemExit:
+            pass
+    out[" ".join(page)] = buf.getvalue()
+print(json.dumps(out))
+"""
+
+
+def test_lightning_commands_document_every_flag() -> None:
+    """``earthplat finetune|pretrain`` (LightningCLI): the trainer, every task module and the
+    data module (one interpreter for all pages: LightningCLI is slow to import)."""
+    import json
+
+    pages = _lightning_pages()
+    result = subprocess.run(
+        [sys.executable, "-c", HELP_PAGES, json.dumps(pages)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    texts = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(texts) == len(pages)
+    for page, text in texts.items():
+        assert "--" in text, f"earthplat {page} printed no help"
+        assert not _undocumented(text), f"earthplat {page}: {_undocumented(text)}"

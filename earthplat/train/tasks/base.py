@@ -78,7 +78,8 @@ class TaskModule(TrainCoreModule):
             freeze: ``none``, ``frozen`` or ``warmup`` (see the module docstring).
             unfreeze_fraction: ``warmup`` only: fraction of the steps the backbone stays frozen.
             class_weights: per-class loss weights (class tasks).
-            optimizer: AdamW settings. scheduler: learning-rate schedule.
+            optimizer: AdamW settings.
+            scheduler: learning-rate schedule (warmup, then cosine, linear or WSD decay).
             task_spec: a saved ``TaskSpec`` dict; when given it replaces the arguments above
                 and no pretrained weights are loaded (checkpoint reloads).
         """
