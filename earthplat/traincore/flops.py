@@ -52,7 +52,10 @@ def measure_cpu_matmul_flops(
 
 
 def cpu_peak_flops(dtype: torch.dtype = torch.float32, *, refresh: bool = False) -> float:
-    """The cached measured CPU peak for this machine, thread count and dtype."""
+    """The cached measured CPU peak for this machine, thread count and dtype.
+
+    ``refresh`` measures again and keeps the higher of the two: a peak measured while the
+    machine was busy is too low (and the MFU it gives too high), never too high."""
     key = f"{_cpu_model()}|threads={torch.get_num_threads()}|{dtype}"
     path = _cache_path()
     cache: dict[str, float] = {}
@@ -64,6 +67,8 @@ def cpu_peak_flops(dtype: torch.dtype = torch.float32, *, refresh: bool = False)
     if key in cache and not refresh:
         return float(cache[key])
     peak = measure_cpu_matmul_flops(dtype)
+    if refresh and key in cache:
+        peak = max(peak, float(cache[key]))
     cache[key] = peak
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -82,6 +82,7 @@ class TrainCoreModule(L.LightningModule):
             mesh,
             fsdp_units=self.fsdp_units(),
             tp_plan=self.tensor_parallel_plan(),
+            mp_policy=getattr(self.trainer.strategy, "mp_policy", None),
             forward_methods=self.fsdp_forward_methods(),
         )
 

@@ -28,11 +28,27 @@ class FSDP2Strategy(ModelParallelStrategy):
     node; FSDP over every rank is the common case, so it is the default here.
     """
 
-    def __init__(self, tensor_parallel_size: int = 1, **kwargs) -> None:
+    def __init__(
+        self,
+        tensor_parallel_size: int = 1,
+        mixed_precision: tuple[str, str] | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(
             data_parallel_size="auto", tensor_parallel_size=tensor_parallel_size, **kwargs
         )
         self._tp_size = tensor_parallel_size
+        self.mixed_precision = mixed_precision
+
+    @property
+    def mp_policy(self):
+        """The FSDP2 ``MixedPrecisionPolicy`` of ``mixed_precision`` (param, reduce dtype)."""
+        if self.mixed_precision is None:
+            return None
+        from torch.distributed.fsdp import MixedPrecisionPolicy
+
+        param, reduce = (_dtype(name) for name in self.mixed_precision)
+        return MixedPrecisionPolicy(param_dtype=param, reduce_dtype=reduce)
 
     def _setup_distributed(self) -> None:
         super()._setup_distributed()
@@ -44,10 +60,22 @@ class FSDP2Strategy(ModelParallelStrategy):
         self._data_parallel_size = self.world_size // self._tp_size
 
 
+def _dtype(name: str) -> torch.dtype:
+    dtype = getattr(torch, name, None)
+    if not isinstance(dtype, torch.dtype):
+        raise TrainCoreConfigError(f"{name!r} is not a torch dtype (e.g. bfloat16, float32)")
+    return dtype
+
+
 def build_strategy(
-    name: str, *, tensor_parallel_size: int = 1, process_group_backend: str | None = None
+    name: str,
+    *,
+    tensor_parallel_size: int = 1,
+    process_group_backend: str | None = None,
+    mixed_precision: tuple[str, str] | None = None,
 ) -> Strategy | str:
-    """The Lightning strategy for ``name`` (``auto``, ``ddp`` or ``fsdp``)."""
+    """The Lightning strategy for ``name`` (``auto``, ``ddp`` or ``fsdp``); ``mixed_precision``
+    (param dtype, reduce dtype) is FSDP2's policy."""
     if tensor_parallel_size < 1:
         raise TrainCoreConfigError("tensor_parallel_size must be >= 1")
     if tensor_parallel_size > 1 and name != "fsdp":
@@ -65,7 +93,9 @@ def build_strategy(
         )
     if name == "fsdp":
         return FSDP2Strategy(
-            tensor_parallel_size=tensor_parallel_size, process_group_backend=process_group_backend
+            tensor_parallel_size=tensor_parallel_size,
+            process_group_backend=process_group_backend,
+            mixed_precision=mixed_precision,
         )
     raise TrainCoreConfigError(f"unknown strategy {name!r}; use one of auto, ddp, fsdp")
 

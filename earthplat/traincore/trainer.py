@@ -50,6 +50,11 @@ class TrainerConfig:
     """``gloo`` or ``nccl``; ``None`` picks by device."""
     precision: str = "32-true"
     """Lightning precision: ``32-true``, ``bf16-mixed``, ``bf16-true`` or ``16-mixed``."""
+    fsdp_param_dtype: str | None = None
+    """FSDP2 mixed precision (``fsdp`` strategy): parameters are gathered for compute in this
+    dtype (``bfloat16``) while the sharded master copy stays in its own; ``None``: no policy."""
+    fsdp_reduce_dtype: str = "float32"
+    """FSDP2 mixed precision: dtype gradients are reduced in across ranks."""
     max_steps: int = -1
     """Optimizer steps to train for (``-1``: use ``max_epochs``)."""
     max_epochs: int | None = None
@@ -92,6 +97,11 @@ class TrainerConfig:
             raise TrainCoreConfigError(
                 f"trainer.strategy {self.strategy!r} is unknown; use auto, ddp or fsdp"
             )
+        if self.fsdp_param_dtype is not None and self.strategy != "fsdp":
+            raise TrainCoreConfigError(
+                "trainer.fsdp_param_dtype is FSDP2 mixed precision; set trainer.strategy: fsdp "
+                "(or use trainer.precision for other strategies)"
+            )
 
     @property
     def path(self) -> Path:
@@ -126,6 +136,11 @@ class TrainerConfig:
                 self.strategy,
                 tensor_parallel_size=self.tensor_parallel_size,
                 process_group_backend=self.process_group_backend,
+                mixed_precision=(
+                    None
+                    if self.fsdp_param_dtype is None
+                    else (self.fsdp_param_dtype, self.fsdp_reduce_dtype)
+                ),
             ),
             accelerator=self.accelerator,
             devices=self.devices,

@@ -141,6 +141,17 @@ class CausalLMModule(TrainCoreModule):
         return batch.shape[0] * (batch.shape[1] - 1)
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        loss, logs = self.loss_terms(batch)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log_dict({k: v.detach() for k, v in logs.items()})
+        return loss
+
+    def _loss(self, batch: torch.Tensor) -> torch.Tensor:
+        """The training loss of ``batch`` (what ``training_step`` optimises), not logged."""
+        return self.loss_terms(batch)[0]
+
+    def loss_terms(self, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(training loss, its terms and the expert loads by log name) of ``batch``."""
         inputs, targets = batch[:, :-1], batch[:, 1:]
         out = self.model(inputs, return_output=True)
         ce, z = lm_losses(out.logits.flatten(0, 1), targets.flatten())
@@ -153,9 +164,7 @@ class CausalLMModule(TrainCoreModule):
             loss = loss + moe.lb_loss_weight * lb + moe.z_loss_weight * router_z
             logs.update({"train/lb_loss": lb, "train/router_z_loss": router_z})
             logs.update(self._expert_load(out.router_stats))
-        self.log("train/loss", loss, prog_bar=True)
-        self.log_dict({k: v.detach() for k, v in logs.items()})
-        return loss
+        return loss, logs
 
     @staticmethod
     def _expert_load(stats) -> dict[str, torch.Tensor]:

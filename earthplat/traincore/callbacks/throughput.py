@@ -61,11 +61,14 @@ class ThroughputCallback(L.Callback):
         self.peak_flops = peak_flops
         self.log_every_n_steps = log_every_n_steps
         self.summary: dict[str, float] = {}
+        self._peak_looked_up = False
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._peak_looked_up = False
         if self.peak_flops is None and getattr(pl_module, "flops_per_sample", None):
             dtype = precision_dtype(trainer.precision)
             self.peak_flops = device_peak_flops(pl_module.device, dtype)
+            self._peak_looked_up = True
         self._throughput = Throughput(
             available_flops=self.peak_flops, world_size=trainer.world_size, window_size=self.window
         )
@@ -143,8 +146,17 @@ class ThroughputCallback(L.Callback):
             if fps:
                 summary["flops_per_sec"] = fps * summary["samples_per_sec"]
                 if self.peak_flops:
+                    mfu = summary["flops_per_sec"] / (self.peak_flops * world)
+                    if mfu > 1.0 and self._peak_looked_up and pl_module.device.type == "cpu":
+                        # a cached CPU peak measured under load is too low: measure again
+                        from earthplat.traincore.flops import cpu_peak_flops
+
+                        dtype = precision_dtype(trainer.precision)
+                        self.peak_flops = max(self.peak_flops, cpu_peak_flops(dtype, refresh=True))
+                        summary["peak_remeasured"] = True
+                        mfu = summary["flops_per_sec"] / (self.peak_flops * world)
                     summary["peak_flops_per_device"] = self.peak_flops
-                    summary["mfu"] = summary["flops_per_sec"] / (self.peak_flops * world)
+                    summary["mfu"] = mfu
         self.summary = summary
         if self.run_dir is not None and trainer.is_global_zero:
             self.run_dir.mkdir(parents=True, exist_ok=True)

@@ -82,3 +82,38 @@ def tensor_parallel_forward(preset: str, tokens: torch.Tensor) -> dict:
     grad = module.model.blocks[0].ffn.w_gate.weight.grad
     grad = grad.full_tensor() if isinstance(grad, DTensor) else grad
     return {"logits": logits.detach(), "loss": ce.detach(), "grad": grad}
+
+
+def fsdp2_mixed_precision_fit(run_dir: str, param_dtype: str | None) -> dict:
+    """Two FSDP2 training steps of a meta-initialised LM with the mixed-precision policy of
+    the config; records the dtype the blocks computed in and the master weights' dtype."""
+    from earthplat.traincore.optim import OptimizerConfig, SchedulerConfig
+    from earthplat.traincore.trainer import TrainerConfig, fit
+    from olmo_lm.model.config import PRESETS
+    from olmo_lm.train.pretrain import CausalLMModule
+    from tests.helpers.models import DataModule, RandomTokens
+
+    torch.manual_seed(0)
+    cfg = PRESETS["tiny"](vocab_size=64).replace(max_seq_len=32)
+    module = CausalLMModule(
+        cfg, 32, OptimizerConfig(lr=1e-3), SchedulerConfig(warmup_steps=1), init_device="meta"
+    )
+    seen = []
+    module.model.blocks[0].ffn.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    trainer = TrainerConfig(
+        run_dir=run_dir,
+        strategy="fsdp",
+        accelerator="cpu",
+        devices=dist.get_world_size(),
+        max_steps=2,
+        enable_progress_bar=False,
+        process_group_backend="gloo",
+        fsdp_param_dtype=param_dtype,
+    )
+    out = fit(trainer, module, DataModule(RandomTokens(n=32, vocab=64), batch_size=4))
+    weight = module.model.blocks[0].ffn.w_gate.weight
+    return {
+        "compute_dtype": str(seen[0]),
+        "master_dtype": str(weight.dtype),
+        "loss": float(out.callback_metrics["train/loss"]),
+    }

@@ -63,3 +63,21 @@ def test_tensor_parallel_equals_one_process():
         torch.testing.assert_close(
             r["grad"], module.model.blocks[0].ffn.w_gate.weight.grad, rtol=1e-4, atol=1e-6
         )
+
+
+def test_fsdp2_mixed_precision_from_the_config(tmp_path):
+    ranks = run_distributed_test(
+        fns.fsdp2_mixed_precision_fit, str(tmp_path / "bf16"), "bfloat16", timeout=300
+    )
+    for r in ranks:
+        assert r["compute_dtype"] == "torch.bfloat16"  # gathered for compute in bf16
+        assert r["master_dtype"] == "torch.float32"  # sharded master weights stay fp32
+    assert abs(ranks[0]["loss"] - 4.16) < 0.2  # ln(64): an untrained model, finite in bf16
+
+
+def test_fsdp_param_dtype_needs_the_fsdp_strategy():
+    from earthplat.traincore.errors import TrainCoreConfigError
+    from earthplat.traincore.trainer import TrainerConfig
+
+    with pytest.raises(TrainCoreConfigError, match="strategy: fsdp"):
+        TrainerConfig(max_steps=1, fsdp_param_dtype="bfloat16")
