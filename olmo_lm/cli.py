@@ -27,6 +27,22 @@ class PretrainJobConfig:
     loss: LMLossConfig = field(default_factory=LMLossConfig)
     init_from: str | None = None
     """Start from these weights (a model directory, transformers checkpoint or run)."""
+    max_tokens: int | None = None
+    """Train for this many tokens (sets ``trainer.max_steps`` from the global batch)."""
+    activation_checkpointing: bool = False
+    """Recompute each block's activations in backward (memory for compute)."""
+    compile: bool = False
+    """``torch.compile`` each block."""
+
+    def steps_for_tokens(self) -> int | None:
+        """``max_tokens`` as optimizer steps: tokens / (batch x seq_len x ranks x accum)."""
+        if self.max_tokens is None:
+            return None
+        t = self.trainer
+        ranks = (t.devices if isinstance(t.devices, int) else 1) * t.num_nodes
+        ranks //= t.tensor_parallel_size  # tensor-parallel ranks share one batch
+        per_step = self.data.batch_size * self.data.seq_len * ranks * t.accumulate_grad_batches
+        return max(1, -(-self.max_tokens // per_step))
 
 
 def run_pretraining(job: PretrainJobConfig) -> dict[str, float]:
@@ -39,6 +55,9 @@ def run_pretraining(job: PretrainJobConfig) -> dict[str, float]:
 
     if job.model.max_seq_len < job.data.seq_len:
         job.model.max_seq_len = job.data.seq_len
+    steps = job.steps_for_tokens()
+    if steps is not None:
+        job.trainer.max_steps = steps
     L.seed_everything(job.trainer.seed, workers=True, verbose=False)
     module = CausalLMModule(
         job.model,
@@ -48,6 +67,8 @@ def run_pretraining(job: PretrainJobConfig) -> dict[str, float]:
         job.loss,
         # under FSDP2 no rank builds the whole model: shards are allocated after sharding
         init_device="meta" if job.trainer.strategy == "fsdp" and job.init_from is None else "cpu",
+        activation_checkpointing=job.activation_checkpointing,
+        compile_blocks=job.compile,
     )
     if job.init_from is not None:
         from olmo_lm.model.store import load_state
@@ -81,11 +102,15 @@ def train(
     scheduler: SchedulerConfig | None = None,
     loss: LMLossConfig | None = None,
     init_from: str | None = None,
+    max_tokens: int | None = None,
+    activation_checkpointing: bool = False,
+    compile: bool = False,
 ) -> dict[str, float]:
     """Pretrain a causal LM; re-running the same command resumes an interrupted run.
 
     ``--init_from DIR`` starts from converted weights (``olmo-lm convert --from-hf``); its
-    architecture is used when ``--model`` is not given.
+    architecture is used when ``--model`` is not given. ``--max_tokens`` gives the duration in
+    tokens instead of ``--trainer.max_steps``.
     """
     defaults = PretrainJobConfig()
     if model is None and init_from is not None:
@@ -100,6 +125,9 @@ def train(
         scheduler=scheduler or defaults.scheduler,
         loss=loss or defaults.loss,
         init_from=init_from,
+        max_tokens=max_tokens,
+        activation_checkpointing=activation_checkpointing,
+        compile=compile,
     )
     return run_pretraining(job)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 
 from olmo_lm.model.blocks import build_block
@@ -87,6 +88,8 @@ class Transformer(nn.Module):
         self.rope_plain = (
             RotaryEmbedding(head_dim, cfg.rope_theta) if cfg.rope_scaling is not None else None
         )
+        self.activation_checkpointing = False
+        """Recompute each block in backward instead of storing its activations."""
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -128,7 +131,10 @@ class Transformer(nn.Module):
             positions = start[:, None] + valid.long().cumsum(1) - 1
             key_positions = positions.masked_fill(~valid, -1)
             positions = positions.clamp_min(0)
-        longest = int(positions.max()) + 1 if t else 0
+        if cache is None and valid is None:
+            longest = t  # no device sync on the training path
+        else:
+            longest = int(positions.max()) + 1 if t else 0
         if longest > self.config.max_seq_len:
             raise ValueError(
                 f"sequence of {longest} tokens exceeds max_seq_len={self.config.max_seq_len}; "
@@ -158,8 +164,12 @@ class Transformer(nn.Module):
         ctx = self._context(input_ids, attention_mask, cache)
         ctx.collect_router_stats = return_output
         x = self.embed(input_ids)  # [B, T, C]
+        recompute = self.activation_checkpointing and torch.is_grad_enabled()
         for block in self.blocks:
-            x = block(x, ctx)
+            if recompute:  # keep only block inputs; recompute the insides in backward
+                x = torch.utils.checkpoint.checkpoint(block, x, ctx, use_reentrant=False)
+            else:
+                x = block(x, ctx)
         logits = self.lm_head(self.norm(x))  # [B, T, V]
         if return_output:
             return ModelOutput(logits, ctx.router_stats)

@@ -60,10 +60,16 @@ class CausalLMModule(TrainCoreModule):
         scheduler: SchedulerConfig | dict | None = None,
         loss: LMLossConfig | dict | None = None,
         init_device: str = "cpu",
+        activation_checkpointing: bool = False,
+        compile_blocks: bool = False,
+        compile_backend: str = "inductor",
     ) -> None:
         """``init_device="meta"`` builds the model without memory; ``configure_model``
         allocates and initialises it after FSDP2 sharding, so each rank only ever holds its
-        own shards (a model larger than one rank's memory can be set up)."""
+        own shards (a model larger than one rank's memory can be set up).
+        ``activation_checkpointing`` recomputes each block in backward;
+        ``compile_blocks`` compiles each block with ``torch.compile`` (``compile_backend``)
+        before sharding, the order torchtitan uses."""
         super().__init__(optimizer, scheduler)
         model = coerce_config(TransformerConfig, model)
         self.loss_config = coerce_config(LMLossConfig, loss) or LMLossConfig()
@@ -84,6 +90,8 @@ class CausalLMModule(TrainCoreModule):
         else:
             self.model = model.build()
         self.flops_per_sample = model.train_flops_per_token(seq_len) * seq_len
+        self.model.activation_checkpointing = activation_checkpointing
+        self.compile_blocks, self.compile_backend = compile_blocks, compile_backend
 
     # --- parallelism ---------------------------------------------------------------------------
     def fsdp_units(self) -> list[nn.Module]:
@@ -115,6 +123,10 @@ class CausalLMModule(TrainCoreModule):
         return plan
 
     def configure_model(self) -> None:
+        if self.compile_blocks and not getattr(self, "_compiled", False):
+            for block in self.model.blocks:
+                block.compile(backend=self.compile_backend)  # in place: names unchanged
+            self._compiled = True
         super().configure_model()
         self.materialize()
 
