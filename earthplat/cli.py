@@ -185,6 +185,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.argv = [a for a in sys.argv if a != "--debug"]  # Lightning re-runs sys.argv
     try:
         _run(args, from_argv=argv is None)
+    except BrokenPipeError:  # the reader went away (earthplat sensors list | head): not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(0) from None
     except EarthplatError as err:
         if debug:
             raise

@@ -38,7 +38,7 @@ def _grid_for(crs: str, source: list[str] | None):
 
         try:
             fixed = CRS.from_user_input(crs).to_string()
-        except CRSError:
+        except (CRSError, ValueError):  # "EPSG:nonsense" raises ValueError
             raise DataError(f"--crs {crs!r} is not utm, source or a CRS (EPSG:32633)") from None
         return lambda lon, lat: GridChoice(fixed)
     if not source:
@@ -426,6 +426,7 @@ def dataset_label(
     classes: str | None = None,
     windows: list[str] | None = None,
     all_touched: bool = False,
+    text: bool = False,
 ) -> dict:
     """Label a dataset's windows from a vector file, a CSV of window values or a class raster.
 
@@ -441,6 +442,8 @@ def dataset_label(
         windows: Only these windows (names).
         all_touched: Rasterise every pixel a polygon touches, not only those whose centre it
             covers.
+        text: Store property values as given, without a class schema (the split property,
+            train/val/test, always is).
     """
     from pathlib import Path
 
@@ -449,9 +452,9 @@ def dataset_label(
 
     schema = None
     if classes:
-        text = Path(classes).read_text() if Path(classes).is_file() else classes
+        raw = Path(classes).read_text() if Path(classes).is_file() else classes
         try:
-            schema = json.loads(text)
+            schema = json.loads(raw)
         except json.JSONDecodeError as e:
             raise DataError(f"--classes is neither a JSON file nor a JSON list ({e})") from None
     report = label_dataset(
@@ -463,6 +466,7 @@ def dataset_label(
         classes=schema,
         windows=windows,
         all_touched=all_touched,
+        text=text,
     )
     print(report.summary())
     return {

@@ -69,7 +69,7 @@ def georeference(
         )
     try:
         target_crs = CRS.from_user_input(crs)
-    except CRSError as err:
+    except (CRSError, ValueError) as err:
         raise DataError(
             f"{crs!r} is not a CRS rasterio knows ({err}); give e.g. EPSG:32618, or a WKT or "
             "PROJ string"

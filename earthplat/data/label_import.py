@@ -76,12 +76,27 @@ def _is_number(text: str) -> bool:
     return True
 
 
+SPLITS = ("train", "val", "test")
+
+
 def schema_for(
-    values: list[Any], existing: list[dict] | None, given: list[dict] | None
+    values: list[Any],
+    existing: list[dict] | None,
+    given: list[dict] | None,
+    *,
+    text: bool = False,
 ) -> tuple[list[dict] | None, dict[str, Any]]:
-    """(class schema or None for regression, value text -> stored value)."""
+    """(class schema or None for regression and ``text`` values, value text -> stored value)."""
     texts = sorted({str(v).strip() for v in values})
+    if text:
+        return None, {t: t for t in texts}
     schema = validate_classes(given) if given else (existing or None)
+    numbers = bool(texts) and all(_is_number(t) for t in texts)
+    if schema is not None and numbers and not all(float(t).is_integer() for t in texts):
+        raise DataError(
+            f"the values are numbers ({', '.join(texts[:3])}, ...) but this label has a "
+            f"class schema ({_schema_text(schema)}); write them under another --name"
+        )
     if schema is not None:
         by_label = {c["label"]: c["value"] for c in schema}
         by_value = {str(c["value"]): c["value"] for c in schema}
@@ -187,28 +202,36 @@ def label_dataset(
     classes: list[dict] | None = None,
     windows: list[str] | None = None,
     all_touched: bool = False,
+    text: bool = False,
 ) -> LabelReport:
     """Label the windows of ``dataset`` from ``source`` (see the module docstring). ``name``
     is the layer or property written; ``column`` the attribute or CSV column of the values;
-    ``classes`` a class schema to hold the values to."""
+    ``classes`` a class schema to hold the values to; ``text`` stores property values as
+    given, without a class schema. The ``split`` property (train/val/test, what
+    ``--split_by property`` reads) is always text and checked."""
     ds = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
     path = Path(source)
     if not path.exists():
         raise DataError(f"--from {path} does not exist")
     if kind not in (None, "layer", "property"):
         raise DataError(f"--kind must be layer or property, not {kind!r}")
+    text = text or name == "split"
+    if text and kind == "layer":
+        raise DataError("text values make window properties, not a layer; drop --kind layer")
     targets = ds.windows(windows)
     suffix = path.suffix.lower()
     if suffix == ".csv":
         if kind == "layer":
             raise DataError("a CSV of window names gives window properties; drop --kind layer")
-        return _from_csv(ds, path, targets, name, column, classes)
+        return _from_csv(ds, path, targets, name, column, classes, text)
+    if text and suffix in RASTER_SUFFIXES:
+        raise DataError("a raster gives a label layer of numbers, not text values; drop --text")
     if suffix in RASTER_SUFFIXES:
         if kind == "property":
             raise DataError("a class raster gives a label layer; drop --kind property")
         return _from_raster(ds, path, targets, name, classes)
     if suffix in VECTOR_SUFFIXES:
-        return _from_vector(ds, path, targets, name, column, classes, kind, all_touched)
+        return _from_vector(ds, path, targets, name, column, classes, kind, all_touched, text)
     raise DataError(
         f"--from {path}: unknown file kind {suffix!r}; give a vector file "
         f"({', '.join(VECTOR_SUFFIXES)}), a CSV of window names and values, or a class raster "
@@ -216,7 +239,16 @@ def label_dataset(
     )
 
 
-def _from_csv(ds, path, targets, name, column, classes) -> LabelReport:
+def _check_splits(name: str, texts: list[str], path: Path) -> None:
+    if name == "split":
+        bad = sorted(set(texts) - set(SPLITS))
+        if bad:
+            raise DataError(
+                f"--from {path}: split values must be train, val or test, not {', '.join(bad[:5])}"
+            )
+
+
+def _from_csv(ds, path, targets, name, column, classes, text=False) -> LabelReport:
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
     columns = list(rows[0]) if rows else []
@@ -238,7 +270,8 @@ def _from_csv(ds, path, targets, name, column, classes) -> LabelReport:
         )
     known = {w.name for w in targets}  # rows of windows left out by --windows are skipped
     given = {w: v for w, v in given.items() if w in known}
-    schema, value_of = schema_for(list(given.values()), ds.class_schema(name), classes)
+    _check_splits(name, list(given.values()), path)
+    schema, value_of = schema_for(list(given.values()), ds.class_schema(name), classes, text=text)
     report = LabelReport("property", name, classes=schema)
     values = {w: value_of[v] for w, v in given.items()}
     if values:
@@ -313,11 +346,15 @@ def _from_raster(ds, path, targets, name, classes) -> LabelReport:
     return report
 
 
-def _from_vector(ds, path, targets, name, column, classes, kind, all_touched) -> LabelReport:
+def _from_vector(
+    ds, path, targets, name, column, classes, kind, all_touched, as_text=False
+) -> LabelReport:
     frame, col = _read_vector(path, column)
     points = frame.geometry.geom_type.isin(["Point", "MultiPoint"]).all()
-    kind = kind or ("property" if points else "layer")
-    schema, value_of = schema_for(list(frame[col]), ds.class_schema(name), classes)
+    kind = kind or ("property" if points or as_text else "layer")
+    if as_text:
+        _check_splits(name, [str(v).strip() for v in frame[col]], path)
+    schema, value_of = schema_for(list(frame[col]), ds.class_schema(name), classes, text=as_text)
     report = LabelReport(kind, name, classes=schema)
     by_window = _windows_features(frame, targets)
     if kind == "property":

@@ -334,7 +334,7 @@ def windows_from_aoi(
                 code = crs.split(":")[-1]
                 windows.append(
                     Window(
-                        f"{name_prefix}{code}_{int(resolution)}m_{c0}_{r0}",
+                        f"{name_prefix}{code}_{resolution:g}m_{c0}_{r0}",
                         crs,
                         resolution,
                         (c0, r0, c0 + size, r0 + size),
