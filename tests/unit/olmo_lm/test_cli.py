@@ -115,6 +115,23 @@ def test_train_starts_from_converted_weights(hf_dir, tmp_path):
     transformers.Olmo2ForCausalLM.from_pretrained(back)
 
 
+def test_generate_reads_a_transformers_checkpoint_directly(hf_dir, capsys):
+    main(
+        [
+            "generate",
+            "--run_dir",
+            str(hf_dir),
+            "--prompt",
+            "To be",
+            "--max_new_tokens",
+            "4",
+            "--temperature",
+            "0",
+        ]
+    )
+    assert capsys.readouterr().out.startswith("To be")
+
+
 def test_convert_needs_exactly_one_source(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["convert", "--out", str(tmp_path)])
