@@ -97,7 +97,8 @@ bench-env: .venv-bench/.installed
 .venv-bench/.installed:
 	@test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
 	.venv-bench/bin/python -m pip install -q $(PINS) einops universal-pathlib huggingface_hub \
-	  class-registry psutil cached-path dataclass-extensions pyyaml rich safetensors "setuptools<81"
+	  class-registry psutil cached-path dataclass-extensions pyyaml rich safetensors bettermap \
+	  "setuptools<81"
 	.venv-bench/bin/python -m pip install -q --no-deps olmoearth-pretrain==0.1.2 ai2-olmo-core==3.0.0
 	@touch $@
 

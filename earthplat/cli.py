@@ -84,6 +84,7 @@ def export(checkpoint: str, out: str) -> str:
 def commands() -> dict:
     """The subcommand tree: name -> function (or a dict of them)."""
     from earthplat.data import cli as data
+    from earthplat.data import dataset_cli
     from earthplat.eval.cli import evaluate
     from earthplat.inference.cli import predict
 
@@ -97,10 +98,10 @@ def commands() -> dict:
         "ingest": data.ingest,
         "dataset": {
             "_help": "Build, label, pack and inspect datasets.",
-            "import-patches": data.dataset_import_patches,
-            "label": data.dataset_label,
-            "pack": data.dataset_pack,
-            "show": data.dataset_show,
+            "import-patches": dataset_cli.dataset_import_patches,
+            "label": dataset_cli.dataset_label,
+            "pack": dataset_cli.dataset_pack,
+            "show": dataset_cli.dataset_show,
         },
         "raster": {"_help": "Fix rasters before ingesting them.", "georef": data.raster_georef},
         "sensors": {

@@ -111,6 +111,19 @@ def train(
     ``--init_from DIR`` starts from converted weights (``olmo-lm convert --from-hf``); its
     architecture is used when ``--model`` is not given. ``--max_tokens`` gives the duration in
     tokens instead of ``--trainer.max_steps``.
+
+    Args:
+        model: The decoder (a preset's fields, or a full TransformerConfig).
+        data: The text, tokenizer, sequence length and batch size.
+        trainer: How the run is trained (run dir, strategy, devices, precision, steps...).
+        optimizer: AdamW settings.
+        scheduler: Learning-rate schedule (warmup, then cosine, linear or WSD decay).
+        loss: Extra loss terms (z-loss, MoE load balancing and router z-loss weights).
+        init_from: Start from these weights: a model directory, a transformers checkpoint or a
+            run directory.
+        max_tokens: Train for this many tokens (sets --trainer.max_steps from the global batch).
+        activation_checkpointing: Recompute each block's activations in backward.
+        compile: torch.compile each block.
     """
     defaults = PretrainJobConfig()
     if model is None and init_from is not None:
@@ -161,8 +174,23 @@ def generate(
     tokenizer: str | None = None,
     use_cache: bool = True,
 ) -> str:
-    """Sample text from a run directory (its last checkpoint), a model directory or a
-    transformers checkpoint; prints the prompt and continuation, and tokens/s to stderr."""
+    """Sample text from a run directory, a model directory or a transformers checkpoint.
+
+    Prints the prompt and its continuation, and tokens/s to stderr.
+
+    Args:
+        run_dir: A run directory (its last checkpoint), a model directory or a transformers
+            checkpoint directory.
+        prompt: The text to continue.
+        max_new_tokens: Most tokens to generate.
+        temperature: Sampling temperature (0: greedy).
+        top_k: Sample from the k most likely tokens (null: all).
+        top_p: Sample from the smallest set of tokens whose probability reaches p.
+        stop: Strings that end the generation.
+        seed: Seeds the sampling.
+        tokenizer: A tokenizer.json (or its folder) to use instead of the model's own.
+        use_cache: Decode with the KV / recurrent-state cache (off: recompute every step).
+    """
     import torch
 
     from olmo_lm.generate import SamplingConfig
@@ -205,10 +233,22 @@ def convert(
     dtype: str | None = None,
     max_shard_gb: float = 5.0,
 ) -> str:
-    """``--from-hf DIR``: a transformers checkpoint (config.json + safetensors) into an
-    olmo-lm model directory; ``--to-hf RUN``: a run directory (or model directory) into a
-    transformers checkpoint (sharded safetensors + config.json) for transformers and vLLM.
-    Tokenizer files beside the source are copied. ``--dtype bfloat16`` casts the weights."""
+    """Convert checkpoints between olmo-lm and the transformers layout.
+
+    ``--from-hf DIR``: a transformers checkpoint (config.json + safetensors) into an olmo-lm
+    model directory; ``--to-hf RUN``: a run directory (or model directory) into a transformers
+    checkpoint (sharded safetensors + config.json) for transformers and vLLM. Tokenizer files
+    beside the source are copied.
+
+    Args:
+        out: The directory to write.
+        from_hf: A transformers checkpoint directory to convert into an olmo-lm model
+            directory (also --from-hf).
+        to_hf: A run or model directory to convert into a transformers checkpoint (also
+            --to-hf).
+        dtype: Cast the weights (bfloat16, float16, float32).
+        max_shard_gb: Largest safetensors shard in GB (also --max-shard-gb).
+    """
     import torch
 
     from olmo_lm import hf
@@ -260,25 +300,37 @@ def _alias(arg: str) -> str:
     return _ALIASES.get(name, name) + sep + value
 
 
+def commands() -> dict:
+    """The subcommands: name -> function."""
+    return {"train": train, "generate": generate, "convert": convert}
+
+
 def main(argv: list[str] | None = None) -> None:
-    from jsonargparse import CLI
+    """The ``olmo-lm`` command. Expected errors print what was wrong and the fix, and exit 2;
+    ``--debug`` shows their traceback."""
+    from jsonargparse import CLI, set_parsing_settings
+
+    from earthplat.errors import EarthplatError
 
     args = list(sys.argv[1:] if argv is None else argv)
     args = [_alias(a) for a in args]
     debug = "--debug" in args
     if debug:
         args.remove("--debug")
+    # the configs' fields document themselves in attribute docstrings: those are the flags' help
+    set_parsing_settings(docstring_parse_attribute_docstrings=True)
     try:
         CLI(
-            {"train": train, "generate": generate, "convert": convert},
+            commands(),
             args=args,
             as_positional=False,
-            description="OLMo-family language models on the earthplat training core.",
+            description="OLMo-family language models on the earthplat training core. Add "
+            "--debug to any command for the traceback of an error.",
         )
-    except TrainCoreConfigError as e:
+    except (TrainCoreConfigError, EarthplatError) as e:
         if debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"olmo-lm: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

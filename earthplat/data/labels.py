@@ -173,9 +173,7 @@ def read_class_raster(path: str, window: Window, *, nodata: float | None = None)
                 f"{path} has no CRS; georeference it first (earthplat raster georef IN OUT "
                 "--crs EPSG:N --bounds ...) before using it as labels"
             )
-        values, valid = read_warped(
-            src, window, [1], resampling=Resampling.nearest, nodata=nodata
-        )
+        values, valid = read_warped(src, window, [1], resampling=Resampling.nearest, nodata=nodata)
     return np.where(valid[0], values[0], np.nan)
 
 

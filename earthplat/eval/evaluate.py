@@ -75,6 +75,37 @@ def _figures(data: BenchmarkData, protocol: str, preds, cm, out: Path, max_items
     return files
 
 
+def _result(data: BenchmarkData, name: str, protocol: str, preds, cm, n_train: int, unit: str):
+    """One report row: scores, per-class scores and the confusion matrix of ``preds``."""
+    return EvalResult(
+        benchmark=name,
+        protocol=protocol,
+        metrics=scores(cm),
+        primary=primary_metric(data.benchmark.task),
+        n_train=n_train,
+        n_test=len(preds.true),
+        unit=unit,
+        settings=preds.settings,
+        confusion=cm.tolist(),
+        per_class=per_class(cm, [c["label"] for c in data.classes]),
+    )
+
+
+def _probe(data: BenchmarkData, feats, method: str, patch: int, *, k, temperature, probe):
+    """kNN (``knn``) or the linear probe (``linear``) on frozen features: (predictions,
+    training units)."""
+    from earthplat.eval import frozen
+
+    unit_patch = patch if data.benchmark.task == "segmentation" else 1
+    if method == "knn":
+        preds = frozen.run_knn(
+            feats, len(data.classes), k=k, temperature=temperature, patch=unit_patch
+        )
+    else:
+        preds = frozen.run_linear(feats, len(data.classes), config=probe, patch=unit_patch)
+    return preds, len(feats.y["train"]) + len(feats.y["val"])
+
+
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 
@@ -174,42 +205,23 @@ def evaluate_model(
         report.settings[f"{name}_split"] = {s: data.count(s) for s in ("train", "val", "test")}
         if data.notes:
             report.settings[f"{name}_data"] = data.notes
-        labels = [c["label"] for c in data.classes]
-        if baseline:
-            from earthplat.eval import baseline as base
-            from earthplat.eval import frozen
 
-            stats = base.band_stat_features(data)
-            unit_patch = bench.patch_size if bench.task == "segmentation" else 1
-            for protocol, preds in (
-                (
-                    "baseline_knn",
-                    frozen.run_knn(
-                        stats, len(data.classes), k=k, temperature=temperature, patch=unit_patch
-                    ),
-                ),
-                (
-                    "baseline_logreg",
-                    frozen.run_linear(stats, len(data.classes), config=probe, patch=unit_patch),
-                ),
-            ):
+        def add(protocol: str, preds, n_train: int, unit: str, data=data, name=name) -> None:
+            cm = confusion_matrix(preds.true, preds.pred, len(data.classes))
+            result = _result(data, name, protocol, preds, cm, int(n_train), unit)
+            if out is not None and plots:
+                result.plots = _figures(data, protocol, preds, cm, out, max_plot_items)
+            report.results.append(result)
+
+        knobs = dict(k=k, temperature=temperature, probe=probe)
+        if baseline:
+            from earthplat.eval.baseline import band_stat_features
+
+            stats = band_stat_features(data)
+            for protocol, method in (("baseline_knn", "knn"), ("baseline_logreg", "linear")):
+                preds, n_train = _probe(data, stats, method, bench.patch_size, **knobs)
                 preds.settings["features"] = "per-band mean and std of valid pixels"
-                cm = confusion_matrix(preds.true, preds.pred, len(data.classes))
-                result = EvalResult(
-                    benchmark=name,
-                    protocol=protocol,
-                    metrics=scores(cm),
-                    primary=primary_metric(bench.task),
-                    n_train=len(stats.y["train"]) + len(stats.y["val"]),
-                    n_test=len(preds.true),
-                    unit=stats.unit,
-                    settings=preds.settings,
-                    confusion=cm.tolist(),
-                    per_class=per_class(cm, labels),
-                )
-                if out is not None and plots:
-                    result.plots = _figures(data, protocol, preds, cm, out, max_plot_items)
-                report.results.append(result)
+                add(protocol, preds, n_train, stats.unit)
         feats = None
         for protocol in proto_names:
             if protocol in FROZEN:
@@ -220,18 +232,9 @@ def evaluate_model(
                     feats = frozen.extract_features(
                         embedder, data, patch_size=p, batch_size=batch_size
                     )
-                unit_patch = p if bench.task == "segmentation" else 1
-                if protocol == "knn":
-                    preds = frozen.run_knn(
-                        feats, len(data.classes), k=k, temperature=temperature, patch=unit_patch
-                    )
-                else:
-                    preds = frozen.run_linear(
-                        feats, len(data.classes), config=probe, patch=unit_patch
-                    )
+                preds, n_train = _probe(data, feats, protocol, p, **knobs)
                 preds.settings["patch_size"] = p
-                n_train = len(feats.y["train"]) + len(feats.y["val"])
-                unit = feats.unit
+                add(protocol, preds, n_train, feats.unit)
             else:
                 from earthplat.eval.finetune import run_finetune_protocol
 
@@ -242,22 +245,7 @@ def evaluate_model(
                     seed=seed,
                     overrides=finetune_overrides,
                 )
-            cm = confusion_matrix(preds.true, preds.pred, len(data.classes))
-            result = EvalResult(
-                benchmark=name,
-                protocol=protocol,
-                metrics=scores(cm),
-                primary=primary_metric(bench.task),
-                n_train=int(n_train),
-                n_test=len(preds.true),
-                unit=unit,
-                settings=preds.settings,
-                confusion=cm.tolist(),
-                per_class=per_class(cm, labels),
-            )
-            if out is not None and plots:
-                result.plots = _figures(data, protocol, preds, cm, out, max_plot_items)
-            report.results.append(result)
+                add(protocol, preds, n_train, unit)
         report.settings[f"{name}_seconds"] = round(time.perf_counter() - t0, 1)
     if out is not None:
         report.write(out)

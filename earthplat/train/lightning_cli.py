@@ -50,6 +50,8 @@ make_trainer.__signature__ = inspect.Signature(
     + [_parameter(n, p) for n, p in inspect.signature(TrainerConfig).parameters.items()],
     return_annotation=L.Trainer,
 )
+
+
 def _field_docs(cls: type) -> dict[str, str]:
     """Field name -> its attribute docstring, on one line (what ``--trainer.X --help`` says)."""
     import docstring_parser

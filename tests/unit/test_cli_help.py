@@ -50,6 +50,9 @@ def _help_text(action) -> str:
 
 @pytest.mark.parametrize(("name", "fn"), COMMANDS, ids=[n for n, _ in COMMANDS])
 def test_every_flag_has_a_help_line(name, fn) -> None:
+    from jsonargparse import set_parsing_settings
+
+    set_parsing_settings(docstring_parse_attribute_docstrings=True)  # as both mains do
     parser = ArgumentParser(exit_on_error=False)
     parser.add_function_arguments(fn)
     missing = [

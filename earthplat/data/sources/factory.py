@@ -22,9 +22,7 @@ def build_source(
 ):
     """A ``LocalSource`` for ``paths`` or a ``StacSource`` for ``stac`` (exactly one)."""
     if bool(paths) == bool(stac):
-        raise DataError(
-            "give either --paths (local rasters) or --stac (a STAC API or catalog URL)"
-        )
+        raise DataError("give either --paths (local rasters) or --stac (a STAC API or catalog URL)")
     if paths:
         from earthplat.data.sources.local import LocalSource
 
