@@ -8,60 +8,21 @@ writer committed in between. PostgreSQL needs none of this: the conditional
 ``UPDATE ... WHERE version = :v`` used for optimistic concurrency re-checks its condition after a
 concurrent commit, so it is race-free at READ COMMITTED.
 
-Every ORM model (``labeling.models``, ``api.jobs.models``) derives from :class:`Base`;
+Every ORM model (``labeling.models``, ``labeling.jobs``) derives from ``labeling.db.Base``;
 :func:`import_models` imports them so that ``Base.metadata`` is complete.
 """
 
 from __future__ import annotations
 
 import importlib
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-MODEL_MODULES = ("labeling.models", "api.jobs.models")
-"""Modules defining ORM models; a missing optional one (``api.jobs.models``) is skipped."""
-
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class Base(DeclarativeBase):
-    """The declarative base of every platform table (constraint names are deterministic so
-    migrations can refer to them)."""
-
-    metadata = MetaData(naming_convention=NAMING)
-
-
-class UTCDateTime(TypeDecorator):
-    """A timezone-aware datetime that comes back aware (UTC) on SQLite too."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC) if value is not None else None
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+MODEL_MODULES = ("labeling.models", "labeling.jobs")
+"""Modules defining ORM models (all on ``labeling.db.Base``)."""
 
 
 def import_models() -> None:

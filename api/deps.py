@@ -1,11 +1,13 @@
-"""Dependencies as ``Annotated`` aliases: ``SettingsDep``, ``SessionDep``, ``CurrentUser``."""
+"""Dependencies as ``Annotated`` aliases: ``SettingsDep``, ``SessionDep``, ``CurrentUser``, and a
+path's resource after the caller's project role is checked (``WindowRead``, ``WindowLabel``,
+``WindowReview``, ``AnnotationRead``, ``AnnotationLabel``)."""
 
 from __future__ import annotations
 
 import asyncio
 import weakref
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import Depends, Path, Request
@@ -77,3 +79,44 @@ def get_current_user(
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+# --- a resource, after checking the caller may act on its project --------------------------
+def _window(permission: str):
+    from api import auth
+    from labeling.models import WindowRecord
+    from labeling.services.windows import get_window
+
+    def window(window_id: PathId, session: SessionDep, user: CurrentUser) -> WindowRecord:
+        found = get_window(session, window_id=window_id)
+        auth.require(session, user=user, project_id=found.project_id, permission=permission)
+        return found
+
+    return window
+
+
+def _annotation(permission: str):
+    from api import auth
+    from labeling.models import Annotation
+    from labeling.services.annotations import get_annotation
+
+    def annotation(annotation_id: PathId, session: SessionDep, user: CurrentUser) -> Annotation:
+        found = get_annotation(session, annotation_id=annotation_id)
+        auth.require(session, user=user, project_id=found.project_id, permission=permission)
+        return found
+
+    return annotation
+
+
+WindowRead = Annotated[Any, Depends(_window("read"))]
+"""The path's window (``window_id``), which the caller may read (404 / 403 otherwise)."""
+WindowLabel = Annotated[Any, Depends(_window("label"))]
+"""The path's window, which the caller may label."""
+WindowReview = Annotated[Any, Depends(_window("review"))]
+"""The path's window, which the caller may review."""
+WindowManage = Annotated[Any, Depends(_window("manage"))]
+"""The path's window, in a project the caller manages (jobs over it)."""
+AnnotationRead = Annotated[Any, Depends(_annotation("read"))]
+"""The path's annotation (``annotation_id``), which the caller may read."""
+AnnotationLabel = Annotated[Any, Depends(_annotation("label"))]
+"""The path's annotation, which the caller may change."""

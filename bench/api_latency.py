@@ -144,7 +144,7 @@ def seed_tiles(base: str, db_url: str, pid: int, project_dir: Path, *, session_f
         return None
     import morecantile
 
-    from earthplat.data.recipes import ingest_sen1floods11
+    from earthplat.eval.recipes import ingest_sen1floods11
     from labeling.models import Project
     from labeling.services import windows as wsvc
 

@@ -37,7 +37,7 @@ def shared_real() -> Path:
 def build_dataset(out: Path):
     """The recipe's dataset with a ``split`` window property: west train/val, east test."""
     from earthplat.data.labels import set_window_labels
-    from earthplat.data.recipes import sen1floods11_water
+    from earthplat.eval.recipes import sen1floods11_water
 
     ds, windows, classes = sen1floods11_water(shared_real() / "sen1floods11_spain", out, size=64)
     xs = {w.name: (w.bounds[0] + w.bounds[2]) / 2 for w in windows}

@@ -84,9 +84,9 @@ class CogReader:
         return len(self.names)
 
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        from earthplat.batch import timestamps_of
         from earthplat.data.dataset import Dataset
         from earthplat.data.layer import read_layer_arrays
-        from earthplat.data.sample import timestamps_of
 
         ld = read_layer_arrays(Dataset(self.root), self.names[i], "s2")
         return {"data": ld.data, "valid": ld.valid, "timestamps": timestamps_of(ld.times)}

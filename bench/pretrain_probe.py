@@ -104,7 +104,7 @@ def main() -> None:
     from earthplat.data.pack import pack_dataset
     from earthplat.data.pretrain import PretrainDataConfig, PretrainDataModule
     from earthplat.data.pretrain import PretrainSamplingConfig as Sampling
-    from earthplat.data.recipes import ingest_eurosat, ingest_sen1floods11, ingest_slovenia
+    from earthplat.eval.recipes import ingest_eurosat, ingest_sen1floods11, ingest_slovenia
     from earthplat.nn.registry import ENCODER_PRESETS
     from earthplat.train.masking import MaskingConfig
     from earthplat.train.pretrain import LatentMIMModule

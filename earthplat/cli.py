@@ -137,18 +137,29 @@ def _spelled(args: list[str]) -> list[str]:
     return out
 
 
+PLUGINS = "earthplat.commands"
+"""Entry-point group of commands other installed packages add to ``earthplat`` (the platform
+adds ``worker``): earthplat itself imports none of them."""
+
+
+def _plugin(name: str):
+    """The ``main(argv)`` another package registered as ``earthplat NAME``, if any."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=PLUGINS, name=name):
+        return ep.load()
+    return None
+
+
 def _run(args: list[str], from_argv: bool) -> None:
     from jsonargparse import CLI, set_parsing_settings
 
     # the configs' fields document themselves in attribute docstrings: those are the flags' help
     set_parsing_settings(docstring_parse_attribute_docstrings=True)
 
-    if args and args[0] == "worker":
-        # the platform's job worker (``python -m api.jobs.worker``): the command line is the one
-        # entry point over every package, so it may reach up to ``api``; the library never does
-        import importlib
-
-        raise SystemExit(importlib.import_module("api.jobs.worker").main(args[1:]))
+    plugin = _plugin(args[0]) if args else None
+    if plugin is not None:  # a command another package adds (the platform's ``worker``)
+        raise SystemExit(plugin(args[1:]))
     if args and args[0] in ("pretrain", "finetune"):  # LightningCLI parses these itself
         if args[0] == "pretrain":
             from earthplat.train.lightning_cli import run_pretrain_cli as run_cli
@@ -167,7 +178,8 @@ def _run(args: list[str], from_argv: bool) -> None:
         args=_spelled(args),
         as_positional=False,
         description="earthplat: multimodal Earth-observation foundation models and platform. "
-        "Also: earthplat pretrain|finetune (LightningCLI) and earthplat worker (the job worker). "
+        "Also: earthplat pretrain|finetune (LightningCLI), and earthplat worker (the platform's "
+        "job worker, also earthplat-worker). "
         "Add --debug to any command for the traceback of an error.",
     )
 

@@ -22,14 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from earthplat.errors import DataError
+from earthplat.tasks import get_task
 
-WINDOW_LABEL_PROPERTY = {
-    "classification": "class_id",
-    "multilabel": "class_id",
-    "regression": "value",
-}
-"""Window property that holds window-level labels, per task (read by ``LabelConfig``)."""
 LABEL_LAYER = "label"
+"""The label layer of pixel and object tasks (``earthplat.tasks``: their ``default_label``)."""
 
 
 def annotation_feature(
@@ -233,14 +229,15 @@ def export_dataset(
     provides the imagery: its ``layers`` (default: every layer but ``label``) of each window are
     hard-linked (copied across file systems). Labels, by task: ``segmentation``/``detection`` a
     class label layer, ``pixel_regression`` a float label layer (from ``properties.value``),
-    ``classification``/``multilabel``/``regression`` the window property of
-    ``WINDOW_LABEL_PROPERTY``. ``export.json`` at the root records task, classes, label source
-    and input layers, from which a fine-tuning config is built."""
+    ``classification``/``multilabel``/``regression`` the window property the task registry names
+    (``earthplat.tasks``: each task's first label source and ``default_label``).
+    ``export.json`` at the root records task, classes, label source and input layers, from
+    which a fine-tuning config is built."""
     from earthplat.data.dataset import Dataset
     from earthplat.data.labels import set_window_labels, validate_classes, write_label_layer
 
     schema = validate_classes(classes) if classes else None
-    if task in ("classification", "multilabel", "segmentation", "detection") and not schema:
+    if get_task(task).class_task and not schema:
         raise DataError(f"task {task} needs a class schema")
     out = Path(out_dir)
     ds = Dataset(out)
@@ -259,9 +256,10 @@ def export_dataset(
                     path = Path(src.layer_path(w, layer, suffix))
                     _link_or_copy(path, Path(ds.layer_path(w, layer, suffix)))
 
-    label: dict[str, str] | None
-    if task in ("segmentation", "detection", "pixel_regression"):
-        label = {"kind": "geojson" if task == "detection" else "layer", "name": LABEL_LAYER}
+    kind = get_task(task)
+    source = kind.label_sources[0] if kind.label_sources else None
+    label: dict[str, str] | None = {"kind": source, "name": kind.default_label} if source else None
+    if source in ("layer", "geojson"):
         for w in windows:
             feats = grouped[w.name]
             if not feats:
@@ -270,30 +268,24 @@ def export_dataset(
                 ds,
                 w,
                 feats,
-                classes=schema if task != "pixel_regression" else None,
-                layer=LABEL_LAYER,
-                property="class" if task != "pixel_regression" else "value",
-                detection=task == "detection",
+                classes=schema if kind.class_task else None,
+                layer=kind.default_label,
+                property="class" if kind.class_task else "value",
+                detection=source == "geojson",
             )
-    elif task in WINDOW_LABEL_PROPERTY:
-        prop = WINDOW_LABEL_PROPERTY[task]
-        label = {"kind": "property", "name": prop}
+    elif source == "property":
         values: dict[str, Any] = {}
         for name, feats in grouped.items():
             if not feats:
                 continue
-            if task == "multilabel":
+            if kind.target == "multilabel":
                 values[name] = sorted({int(f["properties"]["class"]) for f in feats})
-            elif task == "classification":
+            elif kind.class_task:
                 values[name] = int(feats[-1]["properties"]["class"])  # the latest annotation
             else:
                 values[name] = float(feats[-1]["properties"]["value"])
         if values:
-            set_window_labels(ds, values, property=prop, classes=schema)
-    elif task == "embedding":
-        label = None
-    else:
-        raise DataError(f"cannot export task {task!r}")
+            set_window_labels(ds, values, property=kind.default_label, classes=schema)
     ds.write_json(
         ds.url("export.json"),
         {

@@ -24,19 +24,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api.database import Base, UTCDateTime, utcnow
+from earthplat.tasks import TASK_NAMES
+from labeling.db import Base, UTCDateTime, utcnow
 
 ROLES = ("admin", "reviewer", "labeler", "viewer")
 """Project roles, most to least privileged."""
-TASK_TYPES = (
-    "classification",
-    "multilabel",
-    "segmentation",
-    "pixel_regression",
-    "regression",
-    "detection",
-    "embedding",
-)
+TASK_TYPES = TASK_NAMES
+"""Project task types: the task registry's (``earthplat.tasks``)."""
 STATUSES = ("unlabeled", "in_progress", "submitted", "accepted", "rejected")
 """Window (task) statuses: unlabeled -> in_progress -> submitted -> accepted | rejected;
 rejected goes back to in_progress when it is worked on again."""

@@ -310,8 +310,6 @@ def main(argv: list[str] | None = None) -> None:
     ``--debug`` shows their traceback."""
     from jsonargparse import CLI, set_parsing_settings
 
-    from earthplat.errors import EarthplatError
-
     args = list(sys.argv[1:] if argv is None else argv)
     args = [_alias(a) for a in args]
     debug = "--debug" in args
@@ -327,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
             description="OLMo-family language models on the earthplat training core. Add "
             "--debug to any command for the traceback of an error.",
         )
-    except (TrainCoreConfigError, EarthplatError) as e:
+    except TrainCoreConfigError as e:
         if debug:
             raise
         print(f"olmo-lm: error: {e}", file=sys.stderr)

@@ -25,6 +25,10 @@ class PermanentJobError(Exception):
     """A failure that retrying cannot fix (bad payload, missing project); no retry."""
 
 
+class TransientJobError(Exception):
+    """A failure worth retrying (the job is tried again after a back-off)."""
+
+
 @dataclass
 class JobContext:
     """Handed to a handler; every method is safe to call from the handler's thread."""
@@ -46,6 +50,17 @@ class JobContext:
     """Set by the heartbeat thread when the lease was lost."""
     cancel_event: threading.Event = field(default_factory=threading.Event)
     """Set by the heartbeat thread when a cancel was requested."""
+
+    @property
+    def params(self) -> Any:
+        """The payload as its kind's typed model (``api.jobs.payloads``)."""
+        from api.errors import InvalidInputError
+        from api.jobs.payloads import parse
+
+        try:
+            return parse(self.kind, self.payload)
+        except InvalidInputError as e:  # a row written before validation, or by hand
+            raise PermanentJobError(str(e)) from None
 
     @property
     def work_dir(self) -> Path:

@@ -26,8 +26,9 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from api.database import begin_write, is_sqlite, utcnow
-from api.jobs.models import FINISHED, Job, JobLog
+from api.database import begin_write, is_sqlite
+from labeling.db import utcnow
+from labeling.jobs import FINISHED, Job, JobLog
 
 MAX_LINE = 4000
 """Longest stored log line (characters); longer lines are cut."""

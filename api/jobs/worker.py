@@ -11,8 +11,10 @@ API). Any number of workers may run against one database (PostgreSQL: across mac
   finished layers, ``finetune`` restarts from the run dir's last checkpoint.
 - SIGTERM/SIGINT: the worker stops at the next step boundary, hands the running job back to the
   queue without counting the attempt, and exits 0.
-- Failures retry with exponential back-off up to the job's ``max_attempts``; a
-  :class:`PermanentJobError` or an ``earthplat`` data error (deterministic) fails at once.
+- Only transient failures (I/O, network, a lost database connection, ``TransientJobError``)
+  retry, with exponential back-off up to the job's ``max_attempts``; anything else (a bad
+  payload or config, a model that cannot read the data) fails the job at once with its
+  message.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.jobs import queue
-from api.jobs.context import JobCancelled, JobContext, JobInterrupted, PermanentJobError
+from api.jobs.context import JobCancelled, JobContext, JobInterrupted, TransientJobError
 from api.jobs.handlers import get_handler
-from api.jobs.models import Job
+from labeling.jobs import Job
 
 log = logging.getLogger("earthplat.worker")
 
@@ -42,15 +44,23 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-def _permanent(exc: BaseException) -> bool:
-    if isinstance(exc, PermanentJobError):
-        return True
-    try:
-        from earthplat.errors import DataError, SensorError
+PERMANENT_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+"""I/O errors that another attempt would meet again."""
 
-        return isinstance(exc, DataError | SensorError)
-    except ImportError:  # pragma: no cover
+
+def _transient(exc: BaseException) -> bool:
+    """Whether retrying may help: only I/O, network and database-connection failures (and a
+    handler's explicit ``TransientJobError``) are retried; everything else (a bad payload or
+    config, a model that cannot read the data, a bug) fails the job at once with its message."""
+    if isinstance(exc, TransientJobError):
+        return True
+    if isinstance(exc, PERMANENT_OS_ERRORS):
         return False
+    if isinstance(exc, OSError | TimeoutError | ConnectionError):
+        return True
+    from sqlalchemy.exc import DisconnectionError, OperationalError
+
+    return isinstance(exc, OperationalError | DisconnectionError)
 
 
 class _Heartbeat(threading.Thread):
@@ -137,7 +147,7 @@ def run_job(
                 job_id=job.id,
                 worker_id=worker_id,
                 error=error,
-                retry=not (_permanent(exc) or isinstance(exc, SystemExit)),
+                retry=_transient(exc) and not isinstance(exc, SystemExit),
                 backoff_s=backoff_s,
             )
         return status

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from alembic import context
 
-from api.database import Base, import_models, make_engine
+from api.database import import_models, make_engine
+from labeling.db import Base
 
 import_models()
-import api.jobs.models  # noqa: E402, F401  (jobs live on the same Base)
+import labeling.jobs  # noqa: E402, F401  (jobs live on the same Base)
 
 config = context.config
 target_metadata = Base.metadata

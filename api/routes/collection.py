@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, UploadFile, status
 
 from api import auth
-from api.deps import CurrentUser, PathId, SessionDep, SettingsDep
+from api.deps import CurrentUser, PathId, SessionDep, SettingsDep, WindowRead
 from api.schemas.windows import (
     AoiCreate,
     DatasetPublic,
@@ -151,9 +151,7 @@ def list_windows(
 
 
 @router.get("/windows/{window_id}", response_model=WindowPublic)
-def read_window(window_id: PathId, session: SessionDep, user: CurrentUser) -> WindowRecord:
-    window = svc.get_window(session, window_id=window_id)
-    auth.require(session, user=user, project_id=window.project_id, permission="read")
+def read_window(window: WindowRead) -> WindowRecord:
     return window
 
 

@@ -14,11 +14,11 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field, model_validator
 
 from api import auth
-from api.deps import CurrentUser, SessionDep
+from api.deps import CurrentUser, SessionDep, WindowManage
 from api.errors import InvalidInputError, NotFoundError
 from api.jobs import queue
 from api.jobs.schemas import JobCreate, JobPublic
-from labeling.models import ModelEntry, WindowRecord
+from labeling.models import ModelEntry
 
 router = APIRouter(tags=["inference"])
 
@@ -89,7 +89,7 @@ def predict_aoi(project_id: int, body: AoiPredictRequest, session: SessionDep, u
     responses={202: {"model": JobPublic, "description": "still running: follow the job"}},
 )
 def predict_window(
-    window_id: int,
+    row: WindowManage,
     body: PredictRequest,
     session: SessionDep,
     user: CurrentUser,
@@ -98,15 +98,11 @@ def predict_window(
 ):
     """Predict one window: 200 with the finished job (artifacts in ``result``), 202 if a worker
     has not finished it within ``wait_s`` seconds, or 422 with the job's error."""
-    row = session.get(WindowRecord, window_id)
-    if row is None:
-        raise NotFoundError(f"no window {window_id}")
-    auth.require(session, user=user, project_id=row.project_id, permission="manage")
     _check_model(session, body.model_id, row.project_id)
     from labeling.models import DatasetRecord
 
     dataset = session.get(DatasetRecord, row.dataset_id)
-    payload = body.model_dump(exclude_none=True) | {"windows": [window_id], "dataset": dataset.name}
+    payload = body.model_dump(exclude_none=True) | {"windows": [row.id], "dataset": dataset.name}
     job = _submit(session, user, row.project_id, payload)
     deadline = time.monotonic() + wait_s
     while True:

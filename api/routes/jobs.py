@@ -15,10 +15,10 @@ from fastapi.responses import FileResponse
 from api import auth
 from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.errors import InvalidInputError, NotFoundError
-from api.jobs import queue
+from api.jobs import payloads, queue
 from api.jobs.handlers import kinds
-from api.jobs.models import Job, JobLog
 from api.jobs.schemas import ArtifactPublic, JobCreate, JobLogPublic, JobPublic
+from labeling.jobs import Job, JobLog
 
 router = APIRouter(tags=["jobs"])
 ADMIN_KINDS = {"steps"}
@@ -49,11 +49,14 @@ def submit(session, *, user, project_id: int | None, body: JobCreate) -> Job:
         auth.require_admin(user)
     if project_id is not None:
         auth.require(session, user=user, project_id=project_id, permission="manage")
+    payload = payloads.validate(
+        session, kind=body.kind, payload=body.payload, project_id=project_id
+    )
     session.commit()  # end the read transaction; enqueue opens a writer
     return queue.enqueue(
         session,
         kind=body.kind,
-        payload=body.payload,
+        payload=payload,
         project_id=project_id,
         created_by=user.id,
         max_attempts=body.max_attempts,
@@ -66,6 +69,12 @@ def submit(session, *, user, project_id: int | None, body: JobCreate) -> Job:
 def create_job(project_id: int, body: JobCreate, session: SessionDep, user: CurrentUser) -> Job:
     """Queue a job of the project; a worker (``python -m api.jobs.worker``) runs it."""
     return submit(session, user=user, project_id=project_id, body=body)
+
+
+@router.get("/jobs/kinds")
+def job_kinds(user: CurrentUser) -> dict[str, dict]:
+    """Every job kind with the JSON schema of its payload."""
+    return {kind: payloads.PAYLOADS[kind].model_json_schema() for kind in kinds()}
 
 
 @router.post("/jobs", response_model=JobPublic, status_code=status.HTTP_201_CREATED)

@@ -7,7 +7,18 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response, status
 
 from api import auth
-from api.deps import MAX_ID, CurrentUser, PathId, SessionDep, SettingsDep
+from api.deps import (
+    MAX_ID,
+    AnnotationLabel,
+    AnnotationRead,
+    CurrentUser,
+    PathId,
+    SessionDep,
+    SettingsDep,
+    WindowLabel,
+    WindowRead,
+    WindowReview,
+)
 from api.schemas.annotations import AnnotationCreate, AnnotationPublic, AnnotationUpdate
 from api.schemas.windows import (
     AssignmentCreate,
@@ -21,7 +32,6 @@ from labeling.services import annotations as svc
 from labeling.services import assignments, reviews
 from labeling.services.errors import InvalidInputError
 from labeling.services.projects import get_project
-from labeling.services.windows import get_window
 
 router = APIRouter(tags=["labelling"])
 IfMatch = Annotated[
@@ -98,10 +108,8 @@ def list_assignments(
 
 
 @router.get("/windows/{window_id}/annotations", response_model=list[AnnotationPublic])
-def list_annotations(window_id: PathId, session: SessionDep, user: CurrentUser) -> list[Annotation]:
-    window = get_window(session, window_id=window_id)
-    auth.require(session, user=user, project_id=window.project_id, permission="read")
-    return svc.list_annotations(session, window_id=window_id)
+def list_annotations(window: WindowRead, session: SessionDep) -> list[Annotation]:
+    return svc.list_annotations(session, window_id=window.id)
 
 
 @router.post(
@@ -110,19 +118,17 @@ def list_annotations(window_id: PathId, session: SessionDep, user: CurrentUser) 
     status_code=status.HTTP_201_CREATED,
 )
 def create_annotation(
-    window_id: PathId,
+    window: WindowLabel,
     body: AnnotationCreate,
     session: SessionDep,
     user: CurrentUser,
     response: Response,
 ) -> Annotation:
-    window = get_window(session, window_id=window_id)
-    auth.require(session, user=user, project_id=window.project_id, permission="label")
     project = get_project(session, project_id=window.project_id)
     row = svc.create_annotation(
         session,
         project=project,
-        window_id=window_id,
+        window_id=window.id,
         author_id=user.id,
         geometry=body.geometry,
         class_value=body.class_value,
@@ -133,17 +139,13 @@ def create_annotation(
 
 
 @router.get("/annotations/{annotation_id}", response_model=AnnotationPublic)
-def read_annotation(
-    annotation_id: PathId, session: SessionDep, user: CurrentUser, response: Response
-) -> Annotation:
-    row = svc.get_annotation(session, annotation_id=annotation_id)
-    auth.require(session, user=user, project_id=row.project_id, permission="read")
+def read_annotation(row: AnnotationRead, response: Response) -> Annotation:
     return _etag(response, row)
 
 
 @router.patch("/annotations/{annotation_id}", response_model=AnnotationPublic)
 def update_annotation(
-    annotation_id: PathId,
+    row: AnnotationLabel,
     body: AnnotationUpdate,
     session: SessionDep,
     user: CurrentUser,
@@ -152,55 +154,48 @@ def update_annotation(
 ) -> Annotation:
     """Change an annotation if it is still at the version the client read; a stale version
     gets 409 and changes nothing."""
-    row = svc.get_annotation(session, annotation_id=annotation_id)
-    auth.require(session, user=user, project_id=row.project_id, permission="label")
     version = _version(if_match, body.version)
     project = get_project(session, project_id=row.project_id)
     changes = body.model_dump(exclude_unset=True, exclude={"version"})
-    row = svc.update_annotation(
+    updated = svc.update_annotation(
         session,
         project=project,
-        annotation_id=annotation_id,
+        annotation_id=row.id,
         version=version,
         author_id=user.id,
         changes=changes,
     )
-    return _etag(response, row)
+    return _etag(response, updated)
 
 
 @router.delete("/annotations/{annotation_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_annotation(
-    annotation_id: PathId,
+    row: AnnotationLabel,
     session: SessionDep,
-    user: CurrentUser,
     if_match: IfMatch = None,
     version: int | None = Query(None, ge=1, lt=2**31),
 ) -> Response:
     """Delete an annotation at the version read (If-Match or ``?version=``)."""
-    row = svc.get_annotation(session, annotation_id=annotation_id)
-    auth.require(session, user=user, project_id=row.project_id, permission="label")
-    svc.delete_annotation(session, annotation_id=annotation_id, version=_version(if_match, version))
+    svc.delete_annotation(session, annotation_id=row.id, version=_version(if_match, version))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/windows/{window_id}/submit", response_model=WindowPublic)
-def submit(window_id: PathId, session: SessionDep, user: CurrentUser) -> WindowRecord:
+def submit(window: WindowLabel, session: SessionDep) -> WindowRecord:
     """in_progress -> submitted."""
-    window = get_window(session, window_id=window_id)
-    auth.require(session, user=user, project_id=window.project_id, permission="label")
-    return reviews.submit(session, window_id=window_id)
+    return reviews.submit(session, window_id=window.id)
 
 
 @router.post(
     "/windows/{window_id}/reviews", response_model=ReviewPublic, status_code=status.HTTP_201_CREATED
 )
-def review(window_id: PathId, body: ReviewCreate, session: SessionDep, user: CurrentUser) -> Review:
+def review(
+    window: WindowReview, body: ReviewCreate, session: SessionDep, user: CurrentUser
+) -> Review:
     """Accept or reject a submitted task (reviewers and admins)."""
-    window = get_window(session, window_id=window_id)
-    auth.require(session, user=user, project_id=window.project_id, permission="review")
     return reviews.review(
         session,
-        window_id=window_id,
+        window_id=window.id,
         reviewer_id=user.id,
         decision=body.decision,
         comment=body.comment,
@@ -208,7 +203,5 @@ def review(window_id: PathId, body: ReviewCreate, session: SessionDep, user: Cur
 
 
 @router.get("/windows/{window_id}/reviews", response_model=list[ReviewPublic])
-def list_reviews(window_id: PathId, session: SessionDep, user: CurrentUser) -> list[Review]:
-    window = get_window(session, window_id=window_id)
-    auth.require(session, user=user, project_id=window.project_id, permission="read")
-    return reviews.list_reviews(session, window_id=window_id)
+def list_reviews(window: WindowRead, session: SessionDep) -> list[Review]:
+    return reviews.list_reviews(session, window_id=window.id)

@@ -13,8 +13,7 @@ from pathlib import Path
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
-from api import auth
-from api.deps import CurrentUser, SessionDep
+from api.deps import SessionDep, WindowRead
 from api.errors import InvalidInputError, NotFoundError
 from labeling.models import DatasetRecord, Project, WindowRecord
 
@@ -42,13 +41,9 @@ class WindowTilesPublic(BaseModel):
     layers: list[TileLayerPublic]
 
 
-def _window(session, user, window_id: int) -> tuple[WindowRecord, Path]:
-    row = session.get(WindowRecord, window_id)
-    if row is None:
-        raise NotFoundError(f"no window {window_id}", fix="list windows of a project first")
-    auth.require(session, user=user, project_id=row.project_id, permission="read")
-    dataset = session.get(DatasetRecord, row.dataset_id)
-    return row, Path(dataset.path)
+def _root(session, window: WindowRecord) -> Path:
+    """The root of the dataset holding ``window``."""
+    return Path(session.get(DatasetRecord, window.dataset_id).path)
 
 
 def _layer_file(root: Path, window: WindowRecord, layer: str) -> Path:
@@ -66,12 +61,12 @@ def _layer_file(root: Path, window: WindowRecord, layer: str) -> Path:
 
 
 @router.get("/tiles/{window_id}", response_model=WindowTilesPublic)
-def read_window_tiles(window_id: int, session: SessionDep, user: CurrentUser):
+def read_window_tiles(row: WindowRead, session: SessionDep):
     """The window's materialised layers with their periods and presets, and tile URLs."""
     from earthplat.data.dataset import Dataset
     from labeling.tiles import layer_info, presets
 
-    row, root = _window(session, user, window_id)
+    root = _root(session, row)
     ds = Dataset(root)
     layers = []
     for name in ds.layers(row.name):
@@ -84,7 +79,7 @@ def read_window_tiles(window_id: int, session: SessionDep, user: CurrentUser):
                 periods=meta["periods"],
                 missing_periods=meta.get("missing_periods", []),
                 presets=presets(meta["modality"]),
-                tiles=f"/api/v1/tiles/{window_id}/{name}/{{t}}/{{z}}/{{x}}/{{y}}.png",
+                tiles=f"/api/v1/tiles/{row.id}/{name}/{{t}}/{{z}}/{{x}}/{{y}}.png",
             )
         )
     from shapely.geometry import shape
@@ -99,27 +94,26 @@ def read_window_tiles(window_id: int, session: SessionDep, user: CurrentUser):
     responses={200: {"content": {"image/png": {}}}},
 )
 def read_tile(
-    window_id: int,
+    row: WindowRead,
     layer: str,
     t: int,
     z: int,
     x: int,
     y: int,
     session: SessionDep,
-    user: CurrentUser,
     preset: str | None = Query(None, max_length=64, description="Composite of the registry"),
 ) -> Response:
     from labeling.tiles import layer_info, render_tile
 
     if not (0 <= z <= 24 and 0 <= x < 2**z and 0 <= y < 2**z):
         raise InvalidInputError(f"tile {z}/{x}/{y} does not exist", fix="0 <= x, y < 2**z")
-    row, root = _window(session, user, window_id)
+    root = _root(session, row)
     path = _layer_file(root, row, layer)
     meta = layer_info(path)
     n = int(meta["shape"][0])
     if not 0 <= t < n:
         raise NotFoundError(
-            f"layer {layer!r} of window {window_id} has {n} period(s); there is no t={t}",
+            f"layer {layer!r} of window {row.id} has {n} period(s); there is no t={t}",
             fix=f"use t from 0 to {n - 1}",
         )
     project = session.get(Project, row.project_id)

@@ -7,16 +7,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-TaskType = Literal[
-    "classification",
-    "multilabel",
-    "segmentation",
-    "pixel_regression",
-    "regression",
-    "detection",
-    "embedding",
-]
-Role = Literal["admin", "reviewer", "labeler", "viewer"]
+from earthplat.tasks import TASK_NAMES
+from labeling.models import ROLES
+
+TaskType = Literal[TASK_NAMES]  # type: ignore[valid-type] - the task registry's names
+Role = Literal[ROLES]  # type: ignore[valid-type] - the project roles of labeling.models
 
 
 class ClassDef(BaseModel):

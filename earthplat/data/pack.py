@@ -48,9 +48,9 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset as TorchDataset
 
+from earthplat.batch import ModalityData, Sample, timestamps_of
 from earthplat.data.dataset import Dataset
 from earthplat.data.layer import read_layer_arrays
-from earthplat.data.sample import ModalityData, Sample, timestamps_of
 from earthplat.errors import DataError
 from earthplat.sensors import get_modality
 

@@ -1,6 +1,6 @@
 """The named benchmark registry: real labelled data, a task, a class schema and a spatial split.
 
-Each benchmark builds its labelled dataset with its ``earthplat.data.recipes`` recipe (same
+Each benchmark builds its labelled dataset with its ``earthplat.eval.recipes`` recipe (same
 name; ``eurosat_classification`` for eurosat) from the real data (``../shared/data/real`` or
 ``$EARTHPLAT_SHARED_DATA``) into a cache dataset once, splits the windows with
 ``earthplat.data.splits.spatial_split`` and loads the normalised samples and labels of each split:
@@ -29,8 +29,8 @@ import numpy as np
 from earthplat.errors import DataError
 
 if TYPE_CHECKING:
+    from earthplat.batch import Sample
     from earthplat.data.dataset import Dataset
-    from earthplat.data.sample import Sample
     from earthplat.data.window import Window
 
 SPLITS = ("train", "val", "test")
@@ -55,11 +55,11 @@ class Benchmark:
     source: str
     """Folder under the real-data root."""
     ingest: Callable[..., list[Window]] | None
-    """(source dir, dataset dir, limit) -> the labelled windows (an ``earthplat.data.recipes``
+    """(source dir, dataset dir, limit) -> the labelled windows (an ``earthplat.eval.recipes``
     recipe: inputs plus label layers / properties); None for a user's datasets
     (``earthplat.eval.custom``)."""
     classes: Callable[[], list[dict]]
-    """Class schema ``{"value", "label", "color"}`` (from ``earthplat.data.recipes``); class
+    """Class schema ``{"value", "label", "color"}`` (from ``earthplat.eval.recipes``); class
     index = position."""
     layers: dict[str, str] = field(default_factory=lambda: {"s2": "sentinel2_l1c"})
     """Input layers fed to the model: layer name -> modality."""
@@ -81,19 +81,19 @@ class Benchmark:
 
 
 def _eurosat(src: Path, dst: Path, limit: int | None) -> list[Window]:
-    from earthplat.data.recipes import eurosat_classification
+    from earthplat.eval.recipes import eurosat_classification
 
     return eurosat_classification(src, dst, limit_per_class=limit)[1]
 
 
 def _slovenia(src: Path, dst: Path, limit: int | None) -> list[Window]:
-    from earthplat.data.recipes import slovenia_landcover
+    from earthplat.eval.recipes import slovenia_landcover
 
     return slovenia_landcover(src, dst)[1]
 
 
 def _floods(src: Path, dst: Path, limit: int | None) -> list[Window]:
-    from earthplat.data.recipes import sen1floods11_water
+    from earthplat.eval.recipes import sen1floods11_water
 
     return sen1floods11_water(src, dst)[1]
 
@@ -102,7 +102,7 @@ def _classes(name: str) -> Callable[[], list[dict]]:
     """The recipe module's class schema ``name`` (a list or a function returning one)."""
 
     def get() -> list[dict]:
-        from earthplat.data import recipes
+        from earthplat.eval import recipes
 
         value = getattr(recipes, name)
         return [dict(c) for c in (value() if callable(value) else value)]

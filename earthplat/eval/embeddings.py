@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from earthplat.batch import Sample
 from earthplat.errors import EarthplatError
 
 if TYPE_CHECKING:
     import torch
-
-    from earthplat.data.sample import Sample
 
 RANDOM_MODALITIES = ("sentinel2_l1c", "sentinel1")
 """Modalities of a ``random:<preset>`` encoder: what the benchmarks feed it."""
@@ -112,28 +111,17 @@ def embedder_from_task_model(reference: str, *, map_location: str = "cpu") -> Em
 
 
 def model_inputs(samples: list[Sample], modalities: tuple[str, ...]) -> dict:
-    """Samples of equal shapes as a batch of ``ModalityInput`` (only the encoder's modalities)."""
-    import torch
+    """Samples of equal shapes as encoder inputs (only the encoder's modalities)."""
+    from earthplat.batch import collate, to_model_inputs
 
-    from earthplat.nn.encoder import ModalityInput
-
-    out = {}
-    for name in samples[0].modalities:
-        if name not in modalities:
-            continue
-        mods = [s.modalities[name] for s in samples]
-        out[name] = ModalityInput(
-            torch.from_numpy(np.stack([m.data for m in mods])),
-            torch.from_numpy(np.stack([m.valid for m in mods])).bool(),
-            torch.from_numpy(np.stack([m.timestamps for m in mods]).astype(np.int64)),
-            tuple(mods[0].bands),
-        )
-    if not out:
+    present = [m for m in samples[0].modalities if m in modalities]
+    if not present:
         raise EarthplatError(
             f"the samples ({', '.join(samples[0].modalities)}) share no modality with the "
             f"encoder ({', '.join(modalities)})"
         )
-    return out
+    trimmed = [Sample(s.window, {m: s.modalities[m] for m in present}) for s in samples]
+    return to_model_inputs(collate(trimmed))
 
 
 def _batches(samples: list[Sample], batch_size: int):

@@ -22,17 +22,14 @@ from earthplat.eval.benchmarks import BenchmarkData
 from earthplat.eval.embeddings import Embedder
 from earthplat.eval.frozen import Predictions
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "eval"
-
 
 def finetune_config_path(data: BenchmarkData) -> Path:
+    from earthplat.configs import config_path
+
     name = data.benchmark.finetune_config
-    path = CONFIG_DIR / f"{name}.yaml"
-    if not name or not path.exists():
-        raise EarthplatError(
-            f"benchmark {data.benchmark.name} has no fine-tune config ({path} is missing)"
-        )
-    return path
+    if not name:
+        raise EarthplatError(f"benchmark {data.benchmark.name} has no fine-tune config")
+    return config_path("eval", name)
 
 
 def mark_splits(data: BenchmarkData) -> None:
@@ -63,28 +60,14 @@ def initial_encoder(model: str | Embedder, seed: int, out: Path) -> str:
 def _window_inputs(model, samples: list, chip: int | None) -> dict:
     """Samples as the model's inputs: its bands in its order, its period count, optionally the
     centred ``chip`` x ``chip`` crop."""
-    import torch
-
-    from earthplat.nn.encoder import ModalityInput
+    from earthplat.batch import ModalityData, Sample, collate, to_model_inputs
 
     spec = model.spec
-    out = {}
-    for modality, bands in spec.inputs.items():
-        mods = [s.modalities[modality] for s in samples if modality in s.modalities]
-        if len(mods) != len(samples):
-            raise EarthplatError(f"the benchmark has no {modality} input, which the model needs")
-        idx = [list(mods[0].bands).index(b) for b in bands]
-        data, valid, stamps = [], [], []
-        for m in mods:
-            d, v, t = m.data[:, idx], m.valid, m.timestamps
-            n = spec.num_periods
-            if d.shape[0] >= n:
-                d, v, t = d[:n], v[:n], t[:n]
-            else:
-                pad = n - d.shape[0]
-                d = np.concatenate([d, np.zeros((pad, *d.shape[1:]), np.float32)])
-                v = np.concatenate([v, np.zeros((pad, *v.shape[1:]), bool)])
-                t = np.concatenate([t, np.repeat(t[-1:], pad, axis=0)])
+    cropped = []
+    for s in samples:
+        mods = {}
+        for name, m in s.modalities.items():
+            d, v = m.data, m.valid
             if chip is not None:
                 h, w = d.shape[-2:]
                 r0, c0 = max(0, (h - chip) // 2), max(0, (w - chip) // 2)
@@ -92,14 +75,12 @@ def _window_inputs(model, samples: list, chip: int | None) -> dict:
                     d[..., r0 : r0 + chip, c0 : c0 + chip],
                     v[..., r0 : r0 + chip, c0 : c0 + chip],
                 )
-            data.append(d), valid.append(v), stamps.append(t)
-        out[modality] = ModalityInput(
-            torch.from_numpy(np.stack(data)),
-            torch.from_numpy(np.stack(valid)).bool(),
-            torch.from_numpy(np.stack(stamps).astype(np.int64)),
-            tuple(bands),
-        )
-    return out
+            mods[name] = ModalityData(d, v, m.bands, m.timestamps)
+        cropped.append(Sample(s.window, mods))
+    missing = [m for m in spec.inputs if m not in cropped[0].modalities]
+    if missing:
+        raise EarthplatError(f"the benchmark has no {missing[0]} input, which the model needs")
+    return to_model_inputs(collate(cropped), spec.inputs, spec.num_periods)
 
 
 def predict_windows(model, data: BenchmarkData, split: str = "test", batch_size: int = 16):

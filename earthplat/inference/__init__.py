@@ -21,7 +21,6 @@ _EXPORTS = {
     "predict_dataset": "earthplat.inference.dataset",
     "embed_windows": "earthplat.inference.embeddings",
     "InferenceError": "earthplat.inference.errors",
-    "TASK_OUTPUTS": "earthplat.inference.engine",
 }
 
 __all__ = sorted(_EXPORTS)

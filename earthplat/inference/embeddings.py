@@ -56,12 +56,8 @@ def embed_windows(
     model (an embedding model, or any model whose output is a feature map or a vector).
     ``layers`` maps the dataset's layer names to the modalities the model reads;
     ``progress(done, total)`` is called after each batch of chips (it may raise to stop)."""
-    from earthplat.data.finetune import (
-        FinetuneDataConfig,
-        FinetuneDataset,
-        collate_finetune,
-        inputs_from_batch,
-    )
+    from earthplat.batch import collate, to_model_inputs
+    from earthplat.data.finetune import FinetuneDataConfig, FinetuneDataset
 
     spec = model.spec
     missing = set(spec.inputs) - set(layers.values())
@@ -87,13 +83,13 @@ def embed_windows(
     model.eval()
     with torch.inference_mode():
         for start in range(0, n, batch_size):
-            batch = collate_finetune([data[i] for i in range(start, min(start + batch_size, n))])
-            out = model(inputs_from_batch(batch)).float()
-            valid = torch.stack([m["valid"].any(dim=1) for m in batch["modalities"].values()]).any(
+            batch = collate([data[i] for i in range(start, min(start + batch_size, n))])
+            out = model(to_model_inputs(batch)).float()
+            valid = torch.stack([m.valid.any(dim=1) for m in batch.modalities.values()]).any(
                 dim=0
             )  # [B, H, W]: valid in any period of any modality
             pooled, weight = pool_valid(out, valid)
-            for name, vec, w in zip(batch["window"], pooled.numpy(), weight.numpy()):
+            for name, vec, w in zip(batch.window, pooled.numpy(), weight.numpy()):
                 if w > 0:
                     sums[name] = sums.get(name, 0) + vec * float(w)
                     weights[name] = weights.get(name, 0.0) + float(w)

@@ -1,8 +1,8 @@
 """The chunk engine: read a chunk's tiles, run the model in batches, blend, post-process.
 
-What a task's raw output becomes is a registry (``TASK_OUTPUTS``): per-pixel class maps,
-per-pixel values, per-patch embeddings, per-tile classes/values (a coarse map with one pixel
-per tile), or detections (vector features).
+What a task's raw output becomes is a fact of the task registry (``earthplat.tasks``:
+``output``, ``output_scale``, ``activation``): per-pixel class maps, per-pixel values, per-patch
+embeddings, per-tile classes/values (a coarse map with one pixel per tile), or detections.
 """
 
 from __future__ import annotations
@@ -15,37 +15,17 @@ import numpy as np
 from earthplat.inference.errors import InferenceError
 from earthplat.inference.reader import RasterSource
 from earthplat.inference.tiling import Blender, Chunk, TilePlan
+from earthplat.tasks import TASKS, TaskKind
 
 
-@dataclass(frozen=True)
-class TaskOutput:
-    """How one task's model output is turned into a raster (or features)."""
-
-    kind: str
-    """``classes`` (argmax -> class value), ``values`` (float bands) or ``detections``."""
-    scale: str
-    """Output pixel size: ``pixel`` (input grid), ``patch`` (patch grid) or ``chip``."""
-    activation: str | None = None
-    """Applied before blending: ``softmax``, ``sigmoid`` or none."""
-
-
-TASK_OUTPUTS: dict[str, TaskOutput] = {
-    "segmentation": TaskOutput("classes", "pixel", "softmax"),
-    "pixel_regression": TaskOutput("values", "pixel"),
-    "embedding": TaskOutput("values", "patch"),
-    "classification": TaskOutput("classes", "chip", "softmax"),
-    "multilabel": TaskOutput("values", "chip", "sigmoid"),
-    "regression": TaskOutput("values", "chip"),
-    "detection": TaskOutput("detections", "pixel"),
-}
-
-
-def task_output(task: str) -> TaskOutput:
-    if task not in TASK_OUTPUTS:
+def task_output(task: str) -> TaskKind:
+    """The task's facts: what its output becomes (``output``: ``classes``, ``values`` or
+    ``detections``), at which scale (``output_scale``) and after which ``activation``."""
+    if task not in TASKS:
         raise InferenceError(
-            f"no inference output is defined for task {task!r}; known: {', '.join(TASK_OUTPUTS)}"
+            f"no inference output is defined for task {task!r}; known: {', '.join(TASKS)}"
         )
-    return TASK_OUTPUTS[task]
+    return TASKS[task]
 
 
 @dataclass
@@ -60,7 +40,7 @@ class RasterFormat:
     @classmethod
     def for_spec(cls, spec: Any, channels: int) -> RasterFormat:
         out = task_output(spec.task)
-        if out.kind == "classes":
+        if out.output == "classes":
             values = [int(c["value"]) for c in spec.classes] or list(range(channels))
             if min(values) >= 0 and max(values) < 255:
                 return cls(1, "uint8", 255, ["class"])
@@ -103,7 +83,7 @@ class ChunkEngine:
         self.row0, self.col0 = area_offset
         self.batch_size, self.threshold = batch_size, threshold
         self.output = task_output(self.spec.task)
-        self.channels = len(self.spec.classes) if self.output.kind == "classes" else None
+        self.channels = len(self.spec.classes) if self.output.output == "classes" else None
         self.channels = self.channels or self.spec.num_outputs
         self.format = RasterFormat.for_spec(self.spec, self.channels)
         self._handles: dict[str, Any] = {}
@@ -129,25 +109,23 @@ class ChunkEngine:
         return region, r0, c0
 
     def _forward(self, region: dict, tiles: list[tuple[int, int]], r0: int, c0: int) -> Any:
+        """The model on ``tiles`` of a read region: one ``Sample`` per tile, collated."""
         import torch
 
-        from earthplat.nn.encoder import ModalityInput
+        from earthplat.batch import ModalityData, Sample, collate, to_model_inputs
 
-        chip, inputs = self.plan.chip, {}
-        for name, (data, valid) in region.items():
-            src = self.sources[name]
-            d = np.stack(
-                [data[:, :, r - r0 : r - r0 + chip, c - c0 : c - c0 + chip] for r, c in tiles]
-            )
-            v = np.stack(
-                [valid[:, r - r0 : r - r0 + chip, c - c0 : c - c0 + chip] for r, c in tiles]
-            )
-            ts = torch.from_numpy(src.timestamps())[None].expand(len(tiles), -1, -1)
-            inputs[src.modality.name] = ModalityInput(
-                torch.from_numpy(d), torch.from_numpy(v), ts.contiguous(), tuple(src.bands)
-            )
+        chip, samples = self.plan.chip, []
+        for r, c in tiles:
+            rows, cols = slice(r - r0, r - r0 + chip), slice(c - c0, c - c0 + chip)
+            sample = Sample(f"tile_{r}_{c}")
+            for name, (data, valid) in region.items():
+                src = self.sources[name]
+                sample.modalities[src.modality.name] = ModalityData(
+                    data[:, :, rows, cols], valid[:, rows, cols], src.bands, src.timestamps()
+                )
+            samples.append(sample)
         with torch.inference_mode():
-            return self.model(inputs)
+            return self.model(to_model_inputs(collate(samples)))
 
     def process(self, chunk: Chunk) -> ChunkResult:
         """Predict one chunk (deterministic: the same chunk gives the same result anywhere)."""
@@ -164,7 +142,7 @@ class ChunkEngine:
         ch = slice(chunk.row - r0, chunk.row - r0 + chunk.height)
         cw = slice(chunk.col - c0, chunk.col - c0 + chunk.width)
         result = ChunkResult(chunk, valid_pixels=int(any_valid[ch, cw].sum()))
-        if self.output.kind == "detections":
+        if self.output.output == "detections":
             self._detect(result, region, live, r0, c0, any_valid)
             return result
         blender = None
@@ -204,7 +182,7 @@ class ChunkEngine:
 
     def _finish(self, blended: np.ndarray, valid: np.ndarray) -> np.ndarray:
         fmt = self.format
-        if self.output.kind == "classes":
+        if self.output.output == "classes":
             index = blended.argmax(0)
             values = np.array([int(c["value"]) for c in self.spec.classes] or range(len(blended)))
             out = values[index].astype(fmt.dtype)[None]

@@ -99,14 +99,14 @@ def predict_sources(
     full = next(iter(sources.values())).grid()
     area = window_from_bbox(full, bbox)
     _check_not_empty(sources, area)
-    scale = {"pixel": 1, "patch": spec.patch_size, "chip": spec.chip_size}[kind.scale]
+    scale = {"pixel": 1, "patch": spec.patch_size, "chip": spec.chip_size}[kind.output_scale]
     if overlap is None:
-        overlap = 0 if kind.scale == "chip" else (spec.chip_size // 4) // scale * scale
+        overlap = 0 if kind.output_scale == "chip" else (spec.chip_size // 4) // scale * scale
     plan = TilePlan(area[2], area[3], spec.chip_size, overlap, chunk_size, scale)
     transform = full.transform @ Affine.translation(area[1], area[0])
     grid = Grid(full.crs, transform, area[3], area[2])
     out_grid = Grid(full.crs, transform @ Affine.scale(scale), *plan.out_shape[::-1])
-    wanted = tuple(outputs or DEFAULT_OUTPUTS[kind.kind])
+    wanted = tuple(outputs or DEFAULT_OUTPUTS[kind.output])
     unknown = [o for o in wanted if o not in OUTPUTS]
     if unknown:
         raise InferenceError(f"unknown outputs {unknown}; choose from {', '.join(OUTPUTS)}")
@@ -167,13 +167,13 @@ def _assemble(
         )
     if sum(store.load(c).valid_pixels for c in chunks) == 0:
         raise NoDataError("no chunk of the area held a valid pixel; nothing was predicted")
-    channels = len(spec.classes) if kind.kind == "classes" else spec.num_outputs
+    channels = len(spec.classes) if kind.output == "classes" else spec.num_outputs
     fmt = RasterFormat.for_spec(spec, channels)
     results = lambda: (store.load(c) for c in chunks)  # noqa: E731 - re-iterable, streamed
     written: dict[str, Path] = {}
-    classes = spec.classes if kind.kind == "classes" else None
+    classes = spec.classes if kind.output == "classes" else None
     geo = dict(crs=out_grid.crs, transform=out_grid.transform)
-    if "cog" in wanted and kind.kind != "detections":
+    if "cog" in wanted and kind.output != "detections":
         written["prediction"] = write_cog(
             paths["cog"],
             results(),
@@ -185,11 +185,11 @@ def _assemble(
             **geo,
         )
     if "geojson" in wanted:
-        if kind.kind == "detections":
+        if kind.output == "detections":
             feats = detection_features(
                 results(), transform=grid.transform, crs=grid.crs, classes=spec.classes
             )
-        elif kind.kind == "classes":
+        elif kind.output == "classes":
             feats = class_features(
                 results(), scale=plan.scale, nodata=fmt.nodata, classes=spec.classes, **geo
             )

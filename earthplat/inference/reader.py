@@ -3,9 +3,9 @@
 
 Both resolve which stored band feeds which model band, give the time steps and their
 timestamps, and read any pixel window (also partly or wholly outside the data: those pixels
-come back invalid) as what the model reads: ``earthplat.data.sample.prepare_modality`` output
+come back invalid) as what the model reads: ``earthplat.batch.prepare_modality`` output
 (normalised float32, 0 where invalid) with a validity mask, fitted to the model's period count
-(``earthplat.data.sample.fit_periods``), as training feeds it.
+(``earthplat.batch.fit_periods``), as training feeds it.
 
 A ``RasterSource`` maps file bands with ``earthplat.data.sources.bands`` (the mapping ingest
 uses) and takes validity from the file's own masks (nodata, internal mask or alpha) and
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from earthplat.data.sample import fit_periods, prepare_modality
+from earthplat.batch import fit_periods, prepare_modality
 from earthplat.data.warp import read_masks
 from earthplat.errors import DataError
 from earthplat.inference.errors import InferenceError

@@ -7,19 +7,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from earthplat.tasks import TASKS
+
 MLM = "https://stac-extensions.github.io/mlm/v1.4.0/schema.json"
 PROJ = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
 RASTER = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
 CLASSIFICATION = "https://stac-extensions.github.io/classification/v2.0.0/schema.json"
-MLM_TASKS = {
-    "segmentation": ["semantic-segmentation", "segmentation"],
-    "classification": ["classification", "scene-classification"],
-    "multilabel": ["classification", "scene-classification"],
-    "pixel_regression": ["regression"],
-    "regression": ["regression"],
-    "detection": ["object-detection", "detection"],
-    "embedding": ["similarity-search"],
-}
 _MEDIA = {
     ".tif": "image/tiff; application=geotiff; profile=cloud-optimized",
     ".geojson": "application/geo+json",
@@ -66,7 +59,7 @@ def mlm_properties(model: Any, sources: dict) -> dict[str, Any]:
     ]
     output: dict[str, Any] = {
         "name": spec.task,
-        "tasks": MLM_TASKS.get(spec.task, [spec.task]),
+        "tasks": list(TASKS[spec.task].mlm_tasks),
         "result": {
             "shape": [-1, spec.num_outputs, spec.chip_size, spec.chip_size],
             "dim_order": ["batch", "channel", "height", "width"],
@@ -78,7 +71,7 @@ def mlm_properties(model: Any, sources: dict) -> dict[str, Any]:
     return {
         "mlm:name": f"earthplat-{spec.task}-{backbone}-{spec.head.get('name', 'head')}",
         "mlm:architecture": f"{backbone} + {spec.head.get('name', 'head')} head",
-        "mlm:tasks": MLM_TASKS.get(spec.task, [spec.task]),
+        "mlm:tasks": list(TASKS[spec.task].mlm_tasks),
         "mlm:framework": "pytorch",
         "mlm:framework_version": torch.__version__.split("+")[0],
         "mlm:total_parameters": int(sum(p.numel() for p in model.parameters())),

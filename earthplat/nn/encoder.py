@@ -1,6 +1,7 @@
 """The OlmoEarth-style encoder: one token per (patch, time step, band set), packed ViT blocks.
 
-Reading order: inputs -> token layout -> encoder config -> encoder.
+Reading order: token layout -> encoder config -> encoder (its inputs are
+``earthplat.batch.ModalityInput`` objects).
 
 Each band set of each modality has its own flexible patch projection. Tokens carry four
 encodings, each a quarter of the width: a learnable band-set embedding, a sin-cos of the time
@@ -17,26 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from earthplat.batch import ModalityInput
 from earthplat.errors import SensorError
 from earthplat.nn.attention import Block, PackLayout
 from earthplat.nn.encodings import month_encoding, sincos_1d, sincos_2d
 from earthplat.nn.patch_embed import FlexiPatchEmbed
 from earthplat.sensors import Modality, get_modality
-
-
-@dataclass
-class ModalityInput:
-    """One modality of a batch."""
-
-    data: torch.Tensor
-    """[B, T, C, H, W] normalised values, C in the registry's band order (T = 1 for maps)."""
-    valid: torch.Tensor
-    """[B, T, H, W] bool: observed pixels."""
-    timestamps: torch.Tensor
-    """[B, T, 3] int: day of month, month 0-11, year."""
-    bands: tuple[str, ...] | None = None
-    """Band name of each channel; ``None`` means the registry's full band order. Band sets
-    whose bands are not all present produce no tokens."""
 
 
 @dataclass

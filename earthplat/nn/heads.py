@@ -22,6 +22,7 @@ from torchvision.ops import FeaturePyramidNetwork
 
 from earthplat.errors import EarthplatError
 from earthplat.nn.backbones import Backbone, BackboneOutput
+from earthplat.tasks import TASKS
 
 
 # --- necks -------------------------------------------------------------------------------------
@@ -308,7 +309,7 @@ def build_head(
         raise EarthplatError(
             f"head {name!r} does not serve task {task!r}; it serves {HEAD_TASKS[name]}"
         )
-    dense = task in ("segmentation", "pixel_regression", "detection")
+    dense = TASKS[task].dense
     if cfg.get("pixel_skip"):
         if name != "upernet":
             raise EarthplatError(f"pixel_skip is an option of the upernet head, not of {name!r}")

@@ -25,17 +25,8 @@ from earthplat.nn.backbones import BackboneOutput, build_backbone, stack_inputs
 from earthplat.nn.encoder import ModalityInput
 from earthplat.nn.heads import build_head, decode_centernet
 from earthplat.sensors import get_modality
+from earthplat.tasks import TASKS
 
-TASKS = (
-    "classification",
-    "multilabel",
-    "segmentation",
-    "pixel_regression",
-    "regression",
-    "detection",
-    "embedding",
-)
-DENSE_TASKS = ("segmentation", "pixel_regression")
 WEIGHTS, SPEC = "model.safetensors", "task.json"
 
 
@@ -44,7 +35,7 @@ class TaskSpec:
     """What a task model is, what it reads and how it was trained (Contract C)."""
 
     task: str
-    """One of ``TASKS``."""
+    """A task of the registry (``earthplat.tasks.TASKS``)."""
     inputs: dict[str, list[str]]
     """Modality -> band names, in the order the model expects."""
     num_outputs: int
@@ -72,8 +63,7 @@ class TaskSpec:
         if not self.inputs:
             raise EarthplatError("TaskSpec.inputs is empty: name the modalities and bands")
         self.inputs = {get_modality(k).name: list(v) for k, v in self.inputs.items()}
-        class_task = self.task in ("classification", "multilabel", "segmentation", "detection")
-        if class_task and self.classes and len(self.classes) != self.num_outputs:
+        if TASKS[self.task].class_task and self.classes and len(self.classes) != self.num_outputs:
             raise EarthplatError(f"{len(self.classes)} classes but num_outputs={self.num_outputs}")
         if self.num_outputs < 1:
             raise EarthplatError("num_outputs must be >= 1")
@@ -132,14 +122,15 @@ class TaskModel(nn.Module):
         if self.wants_pixels:
             feats.pixels = stack_inputs(padded, self.spec.inputs, self.spec.num_periods)
         out = self.head(feats, (hp, wp))
-        if self.spec.task in ("regression", "pixel_regression"):
+        kind = TASKS[self.spec.task]
+        if kind.target in ("value", "value_map"):  # regressions: back to the target's units
             out = out * self.target_scale + self.target_offset
-        if self.spec.task in DENSE_TASKS:
-            return out[..., :h, :w]  # [B, K, H, W]
-        if self.spec.task == "detection":  # cells covering the input, not the padding
+        if kind.output == "detections":  # cells covering the input, not the padding
             s = self.detection_stride
             hh, ww = math.ceil(h / s), math.ceil(w / s)
             return {k: v[..., :hh, :ww] for k, v in out.items()}
+        if kind.dense:
+            return out[..., :h, :w]  # [B, K, H, W]
         return out
 
     @property

@@ -39,6 +39,8 @@ class FinetuneResult:
     best_checkpoint: Path | None = None
     """With ``trainer.checkpoint.monitor``: the best checkpoint, whose weights were evaluated
     and exported (else the final weights were)."""
+    resumed_from: Path | None = None
+    """The checkpoint the run resumed from (``None``: it started from scratch)."""
 
 
 def _cli(args: Any, run: bool, from_argv: bool = False):
@@ -89,11 +91,17 @@ def run_finetune_cli(args: list[str] | None = None, from_argv: bool = False):
 
 
 def run_finetune(
-    config: str | Path | dict, run_dir: str | Path | None = None, overrides: dict | None = None
+    config: str | Path | dict,
+    run_dir: str | Path | None = None,
+    overrides: dict | None = None,
+    *,
+    callbacks: list | None = None,
 ) -> FinetuneResult:
     """Fine-tune from a YAML path or config dict. ``overrides`` maps dotted keys to values
     (``{"trainer.max_steps": 10, "data.config.path": "..."}``; ``init_args`` levels may be left
-    out); ``run_dir`` sets ``trainer.run_dir``."""
+    out); ``run_dir`` sets ``trainer.run_dir``; ``callbacks`` (Lightning callbacks) join the
+    trainer's own (the platform's job progress and cancellation). A run dir with a last
+    checkpoint resumes from it (``FinetuneResult.resumed_from``)."""
     if isinstance(config, dict):
         cfg = copy.deepcopy(config)
     else:
@@ -105,7 +113,9 @@ def run_finetune(
         set_dotted(cfg, key, value)
     if run_dir is not None:
         set_dotted(cfg, "trainer.run_dir", str(run_dir))
-    return _fit_and_export(_cli(cfg, run=False))
+    cli = _cli(cfg, run=False)
+    cli.trainer.callbacks.extend(callbacks or [])
+    return _fit_and_export(cli)
 
 
 def set_dotted(cfg: dict, key: str, value: Any) -> None:
@@ -138,7 +148,7 @@ def _fit_and_export(cli) -> FinetuneResult:
     import torch
 
     from earthplat.nn.task_model import export_task_model
-    from earthplat.traincore.checkpoint import best_checkpoint, find_resume_checkpoint
+    from earthplat.traincore.checkpoint import best_checkpoint
     from earthplat.traincore.parallel import full_state_dict
 
     trainer, module, dm = cli.trainer, cli.model, cli.datamodule
@@ -146,9 +156,7 @@ def _fit_and_export(cli) -> FinetuneResult:
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(cli.parser.dump(cli.config, skip_check=True))
-    resume = find_resume_checkpoint(run_dir)
-    if resume is not None:
-        print(f"resuming from {resume}")
+    resume = cli.resume_checkpoint()
     trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None)
     last = run_dir / "checkpoints" / "last.ckpt"
     # decided once for all ranks: saving is a collective (a barrier; shards under FSDP2)
@@ -181,4 +189,4 @@ def _fit_and_export(cli) -> FinetuneResult:
             )
         (run_dir / "metrics.json").write_text(json.dumps(record, indent=2, sort_keys=True))
     trainer.strategy.barrier("earthplat-export")  # every rank returns a written model dir
-    return FinetuneResult(run_dir, last, metrics, model_dir, best)
+    return FinetuneResult(run_dir, last, metrics, model_dir, best, resume)

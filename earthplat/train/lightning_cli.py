@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import typing
 from dataclasses import MISSING, fields
+from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.cli import LightningCLI
@@ -72,13 +73,20 @@ make_trainer.__doc__ = (
 
 
 class EarthplatCLI(LightningCLI):
+    def resume_checkpoint(self) -> Path | None:
+        """The one decision on resuming a run: its run directory's last checkpoint, if any
+        (``earthplat finetune|pretrain fit``, ``run_finetune`` and the platform's jobs)."""
+        ckpt = find_resume_checkpoint(self.trainer.default_root_dir)
+        if ckpt is not None and self.trainer.is_global_zero:
+            print(f"resuming from {ckpt}")
+        return ckpt
+
     def before_fit(self) -> None:
         cfg = self.config_init[self.subcommand]
         if cfg.get("ckpt_path") is None:
-            ckpt = find_resume_checkpoint(self.trainer.default_root_dir)
+            ckpt = self.resume_checkpoint()
             if ckpt is not None:
                 cfg["ckpt_path"] = str(ckpt)
-                print(f"resuming from {ckpt}")
 
 
 def run_pretrain_cli(args: list[str] | None = None, from_argv: bool = False) -> EarthplatCLI:

@@ -15,27 +15,13 @@ from typing import Any
 
 import torch
 
-from earthplat.nn.encoder import EncoderConfig, ModalityInput
+from earthplat.batch import Batch, to_model_inputs
+from earthplat.nn.encoder import EncoderConfig
 from earthplat.nn.predictor import PredictorConfig
-from earthplat.sensors import get_modality
 from earthplat.train.losses import LOSSES
 from earthplat.train.masking import MaskingConfig
 from earthplat.traincore.module import TrainCoreModule, coerce_config, plain_hparams
 from earthplat.traincore.optim import OptimizerConfig, SchedulerConfig
-
-
-def batch_to_inputs(batch: dict[str, Any]) -> tuple[dict[str, ModalityInput], int]:
-    """A ``PretrainDataModule`` batch as encoder inputs and its patch size."""
-    inputs = {
-        get_modality(name).name: ModalityInput(
-            m["data"],
-            m["valid"].bool(),
-            m["timestamps"],
-            tuple(m["bands"]) if m.get("bands") else None,
-        )
-        for name, m in batch["modalities"].items()
-    }
-    return inputs, int(batch["patch_size"])
 
 
 class LatentMIMModule(TrainCoreModule):
@@ -96,11 +82,11 @@ class LatentMIMModule(TrainCoreModule):
         )
 
     # --- throughput bookkeeping ------------------------------------------------------------
-    def samples_in_batch(self, batch: dict[str, Any]) -> int:
-        return len(batch["index"])
+    def samples_in_batch(self, batch: Batch) -> int:
+        return len(batch)
 
-    def tokens_in_batch(self, batch: dict[str, Any]) -> int:
-        inputs, p = batch_to_inputs(batch)
+    def tokens_in_batch(self, batch: Batch) -> int:
+        inputs, p = to_model_inputs(batch), int(batch.patch_size)
         channels = self.encoder.channel_map(inputs)
         total = 0
         for (name, _), _chan in channels.items():
@@ -115,9 +101,9 @@ class LatentMIMModule(TrainCoreModule):
         return torch.Generator().manual_seed(hash((self.seed, step, rank)) & 0x7FFF_FFFF_FFFF)
 
     def compute_loss(
-        self, batch: dict[str, Any], generator: torch.Generator | None = None
+        self, batch: Batch, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
-        inputs, p = batch_to_inputs(batch)
+        inputs, p = to_model_inputs(batch), int(batch.patch_size)
         tokens = self.encoder.tokenize(inputs, p, self.gsd_m)
         with torch.no_grad():
             targets = self.encoder.tokenize(
@@ -138,7 +124,7 @@ class LatentMIMModule(TrainCoreModule):
         contrastive = LOSSES["infonce"](pooled[0], pooled[1], tau=self.tau)
         return {"loss": mim + self.infonce_weight * contrastive, "mim": mim, "infonce": contrastive}
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         parts = self.compute_loss(batch)
         self.log_dict(
             {f"train/{k}": v for k, v in parts.items()},
@@ -147,7 +133,7 @@ class LatentMIMModule(TrainCoreModule):
         )
         return parts["loss"]
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
         gen = torch.Generator().manual_seed(self.seed * 7919 + batch_idx)  # same masks each time
         parts = self.compute_loss(batch, gen)
         self.log_dict(

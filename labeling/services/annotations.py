@@ -15,12 +15,11 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from api.database import utcnow
+from earthplat.tasks import TASKS
+from labeling.db import utcnow
 from labeling.models import Annotation, Project, WindowRecord
 from labeling.services.errors import ConflictError, InvalidInputError, NotFoundError
 
-CLASS_TASKS = ("classification", "multilabel", "segmentation", "detection")
-VALUE_TASKS = ("regression", "pixel_regression")
 EDITABLE = ("unlabeled", "in_progress", "rejected")
 """Window statuses in which annotations may change; editing moves the window to in_progress."""
 
@@ -54,7 +53,7 @@ def check_geometry(geometry: Any) -> dict[str, Any]:
 
 def check_label(project: Project, *, class_value: int | None, value: float | None) -> None:
     """The class value is in the project's schema (class tasks) / a value is given (regression)."""
-    if project.task_type in CLASS_TASKS:
+    if TASKS[project.task_type].class_task:
         schema = ", ".join(f"{c['value']} ({c['label']})" for c in project.classes) or "empty"
         if class_value is None:
             raise InvalidInputError(
@@ -67,7 +66,7 @@ def check_label(project: Project, *, class_value: int | None, value: float | Non
                 f"{project.name!r}: {schema}",
                 fix="use one of the schema's values, or add the class to the project first",
             )
-    elif project.task_type in VALUE_TASKS and value is None:
+    elif TASKS[project.task_type].target in ("value", "value_map") and value is None:
         raise InvalidInputError(f"a {project.task_type} annotation needs a numeric value")
 
 

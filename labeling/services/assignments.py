@@ -13,7 +13,7 @@ from datetime import timedelta
 from sqlalchemy import and_, case, exists, or_, select, update
 from sqlalchemy.orm import Session
 
-from api.database import utcnow
+from labeling.db import utcnow
 from labeling.models import Assignment, User, WindowRecord
 from labeling.services.errors import InvalidInputError, NotFoundError
 

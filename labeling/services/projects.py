@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.database import utcnow
+from labeling.db import utcnow
 from labeling.models import ROLES, ModelEntry, Project, ProjectMember, User
 from labeling.services.errors import ConflictError, InvalidInputError, NotFoundError
 
@@ -76,7 +76,7 @@ def delete_project(session: Session, *, project_id: int, data_dir: Path | None =
     rewritten, in the same transaction as the deletion; the project directory is removed only
     after that commits, so a failure at any point loses no model and leaves no row pointing at
     deleted files."""
-    from api.jobs.models import Job
+    from labeling.jobs import Job
 
     get_project(session, project_id=project_id)
     session.execute(select(Project.id).where(Project.id == project_id).with_for_update())

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from api.database import utcnow
+from labeling.db import utcnow
 from labeling.models import Review, WindowRecord
 from labeling.services.errors import ConflictError, NotFoundError
 

@@ -254,7 +254,7 @@ def validate_with_a_rank_without_targets(task: str) -> dict:
     module = make_module(task)
     batch = make_batch(task)
     if dist.get_rank() == 1:
-        batch["target_valid"] = torch.zeros_like(batch["target_valid"])
+        batch.target_valid = torch.zeros_like(batch.target_valid)
     trainer = L.Trainer(
         accelerator="cpu",
         devices=2,

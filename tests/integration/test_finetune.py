@@ -40,7 +40,7 @@ SHARED = {
 
 def _recipe(name: str, real: Path, out: Path) -> Path:
     """The dataset a config reads, built once per test session from the real data."""
-    from earthplat.data import recipes as r
+    from earthplat.eval import recipes as r
 
     si = real / "s2_slovenia_eolearn"
 
@@ -88,7 +88,8 @@ def _small(cfg: dict, data_path: Path) -> dict:
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
 def test_shipped_finetune_config_runs_tests_and_exports(tmp_path, config, datasets):
-    from earthplat.data.finetune import FinetuneDataConfig, FinetuneDataModule, inputs_from_batch
+    from earthplat.batch import to_model_inputs
+    from earthplat.data.finetune import FinetuneDataConfig, FinetuneDataModule
     from earthplat.train.finetune import run_finetune
 
     cfg = yaml.safe_load(config.read_text())
@@ -108,7 +109,7 @@ def test_shipped_finetune_config_runs_tests_and_exports(tmp_path, config, datase
     assert exported.spec.chip_size == 32
     dm = FinetuneDataModule(FinetuneDataConfig(**cfg["data"]["init_args"]["config"]))
     batch = next(iter(dm.val_dataloader()))
-    inputs = inputs_from_batch(batch)
+    inputs = to_model_inputs(batch)
     with torch.no_grad():
         a, b = exported(inputs), from_run(inputs)
     for x, y in zip(*(list(o.values()) if isinstance(o, dict) else [o] for o in (a, b))):
@@ -163,7 +164,7 @@ def _real_batch(dataset: Path, **config):
 def test_task_learns_a_real_batch(task, datasets):
     """The loss on a fixed real batch falls over a few AdamW steps (the training signal
     reaches the model through targets, masks and the head)."""
-    from earthplat.data.recipes import WATER_CLASSES, eurosat_classes
+    from earthplat.eval.recipes import WATER_CLASSES, eurosat_classes
     from earthplat.train.tasks import get_task_module
 
     if task == "classification":

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def flood_dataset(shared_data, tmp_path_factory):
-    from earthplat.data.recipes import sen1floods11_water
+    from earthplat.eval.recipes import sen1floods11_water
 
     path = tmp_path_factory.mktemp("ddp_finetune") / "floods"
     sen1floods11_water(shared_data / "real" / "sen1floods11_spain", path, size=128)

@@ -95,7 +95,7 @@ def test_encoder_export_predicts_embeddings(shared_data, tmp_path) -> None:
 
 
 def test_dataset_directory_is_predicted_per_window(shared_data, tmp_path) -> None:
-    from earthplat.data.recipes import ingest_slovenia
+    from earthplat.eval.recipes import ingest_slovenia
 
     torch.set_num_threads(1)
     root = real(shared_data, "real/s2_slovenia_eolearn")

@@ -15,11 +15,11 @@ import pytest
 import rasterio
 import torch
 
+from earthplat.batch import timestamps_of
 from earthplat.data.dataset import Dataset
 from earthplat.data.ingest import IngestConfig, ingest
 from earthplat.data.layer import read_layer_arrays
 from earthplat.data.materialize import LayerSpec
-from earthplat.data.sample import timestamps_of
 from earthplat.data.sources import LocalSource
 from earthplat.data.window import windows_from_aoi
 from earthplat.inference import predict

@@ -20,7 +20,7 @@ CONFIGS = sorted((REPO / "earthplat" / "configs" / "pretrain").glob("*.yaml"))
 @pytest.fixture(scope="module")
 def eurosat_pack(shared_data, tmp_path_factory):
     from earthplat.data.pack import pack_dataset
-    from earthplat.data.recipes import ingest_eurosat
+    from earthplat.eval.recipes import ingest_eurosat
 
     root = tmp_path_factory.mktemp("eurosat")
     ds, _, report = ingest_eurosat(

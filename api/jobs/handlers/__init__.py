@@ -25,9 +25,13 @@ HANDLERS: dict[str, str | Handler] = {
 """kind -> handler (or its ``module:function`` path)."""
 
 
-def register(kind: str, handler: str | Handler) -> None:
-    """Add (or replace) the handler of ``kind``."""
+def register(kind: str, handler: str | Handler, payload: type | None = None) -> None:
+    """Add (or replace) the handler of ``kind`` and its payload model (an
+    ``api.jobs.payloads.Payload`` subclass; default: a payload without fields)."""
+    from api.jobs.payloads import PAYLOADS, Payload
+
     HANDLERS[kind] = handler
+    PAYLOADS[kind] = payload or Payload
 
 
 def kinds() -> list[str]:

@@ -8,14 +8,14 @@ from typing import Any
 from api.jobs.context import JobContext, PermanentJobError
 
 
-def project_windows(ctx: JobContext, payload: dict[str, Any]) -> tuple[str, list]:
-    """(dataset root, window rows) of ``payload["dataset"]`` (default ``default``), limited to
-    ``payload["windows"]`` ids when given. Rows are detached (safe after the session closes)."""
+def project_windows(ctx: JobContext, params: Any) -> tuple[str, list]:
+    """(dataset root, window rows) of the payload's ``dataset``, limited to its ``windows`` ids
+    when given. Rows are detached (safe after the session closes)."""
     from sqlalchemy import select
 
     from labeling.models import DatasetRecord, WindowRecord
 
-    name = payload.get("dataset", "default")
+    name = params.dataset
     with ctx.session_factory() as s:
         dataset = s.scalar(
             select(DatasetRecord).where(
@@ -27,8 +27,8 @@ def project_windows(ctx: JobContext, payload: dict[str, Any]) -> tuple[str, list
                 f"project {ctx.project_id} has no dataset {name!r}; create windows first"
             )
         query = select(WindowRecord).where(WindowRecord.dataset_id == dataset.id)
-        if payload.get("windows"):
-            query = query.where(WindowRecord.id.in_([int(i) for i in payload["windows"]]))
+        if params.windows:
+            query = query.where(WindowRecord.id.in_(params.windows))
         rows = list(s.scalars(query.order_by(WindowRecord.id)))
         s.expunge_all()
     if not rows:
@@ -36,25 +36,23 @@ def project_windows(ctx: JobContext, payload: dict[str, Any]) -> tuple[str, list
     return dataset.path, rows
 
 
-def model_path(ctx: JobContext, payload: dict[str, Any]) -> tuple[Path, Any]:
+def model_path(ctx: JobContext, params: Any) -> tuple[Path, Any]:
     """The model to load: ``model_id`` (a registry entry of the project: its exported model,
     else its run dir) or ``model_path`` (a path inside the data dir). Returns (path, entry)."""
-    if payload.get("model_id") is not None:
+    if params.model_id is not None:
         from labeling.models import ModelEntry
 
         with ctx.session_factory() as s:
-            entry = s.get(ModelEntry, int(payload["model_id"]))
+            entry = s.get(ModelEntry, params.model_id)
             if entry is None or entry.project_id not in (None, ctx.project_id):
-                raise PermanentJobError(
-                    f"no model {payload['model_id']} in project {ctx.project_id}"
-                )
+                raise PermanentJobError(f"no model {params.model_id} in project {ctx.project_id}")
             s.expunge(entry)
         path = entry.model_dir or entry.run_dir
         if not path:
             raise PermanentJobError(f"model {entry.id} has neither a model_dir nor a run_dir")
         return Path(path), entry
-    if payload.get("model_path"):
-        path = Path(payload["model_path"])
+    if params.model_path:
+        path = Path(params.model_path)
         path = (ctx.data_dir / path if not path.is_absolute() else path).resolve()
         if not path.is_relative_to(ctx.data_dir):
             raise PermanentJobError(

@@ -31,14 +31,15 @@ def run(ctx: JobContext) -> dict[str, Any]:
     from labeling.similarity import write_index
 
     torch.manual_seed(0)
-    root, rows = project_windows(ctx, ctx.payload)
-    path, entry = model_path(ctx, ctx.payload)
+    params = ctx.params
+    root, rows = project_windows(ctx, params)
+    path, entry = model_path(ctx, params)
     model = load_task_model(path).eval()
     spec = model.spec
     ds = Dataset(root)
     layers: dict[str, str] = {}
     for r in rows:  # the first window holding every modality the model reads names the layers
-        layers = input_layers(ds, r.name, spec.inputs, ctx.payload.get("layers"))
+        layers = input_layers(ds, r.name, spec.inputs, params.layers)
         if set(layers.values()) == set(spec.inputs):
             break
     else:
@@ -63,7 +64,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         ds,
         [r.to_window() for r in usable],
         layers,
-        batch_size=int(ctx.payload.get("batch_size", 16)),
+        batch_size=params.batch_size,
         progress=progress,
     )
     for name in result.empty:
@@ -72,7 +73,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         raise PermanentJobError("no window holds a valid input pixel")
     by_name = {r.name: r for r in usable}
     order = [by_name[n] for n in result.names]
-    name = ctx.payload.get("name") or f"job-{ctx.job_id}"
+    name = params.name or f"job-{ctx.job_id}"
     out_dir = ctx.project_dir() / "embeddings" / name
     write_index(
         out_dir,

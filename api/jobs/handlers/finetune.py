@@ -31,31 +31,25 @@ from typing import Any
 from api.jobs.context import JobCancelled, JobContext, JobInterrupted, PermanentJobError
 from api.jobs.handlers.common import project_windows
 
-DEFAULT_CONFIGS = {
-    "segmentation": "sen1floods11_nano_upernet_s2",
-    "classification": "eurosat_nano_frozen_linear",
-    "multilabel": "slovenia_multilabel_nano_linear",
-    "pixel_regression": "slovenia_elevation_nano_upernet",
-    "regression": "slovenia_mean_elevation_nano_mlp",
-    "detection": "slovenia_parcels_nano_centernet",
-}
-"""Shipped config per task when the payload names none."""
-CONFIG_DIR = Path(__file__).resolve().parents[3] / "earthplat" / "configs" / "finetune"
-
 
 def _load_config(spec: Any, task: str) -> dict:
+    """The payload's config (a dict, or a shipped config's name), else the task's default
+    (``earthplat.tasks``: ``default_config``)."""
     import yaml
+
+    from earthplat.configs import config_path
+    from earthplat.errors import EarthplatError
+    from earthplat.tasks import get_task
 
     if isinstance(spec, dict):
         return spec
-    name = spec or DEFAULT_CONFIGS.get(task)
+    name = spec or get_task(task).default_config
     if not name:
         raise PermanentJobError(f"no default fine-tuning config for task {task!r}; give config")
-    path = CONFIG_DIR / f"{Path(str(name)).stem}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-        raise PermanentJobError(f"no fine-tuning config {name!r}; shipped: {', '.join(known)}")
-    return yaml.safe_load(path.read_text())
+    try:
+        return yaml.safe_load(config_path("finetune", name).read_text())
+    except EarthplatError as err:
+        raise PermanentJobError(str(err)) from None
 
 
 def export_training_data(ctx: JobContext, out: Path) -> dict:
@@ -68,8 +62,9 @@ def export_training_data(ctx: JobContext, out: Path) -> dict:
     if (out / "export.json").is_file():
         ctx.log(f"reusing the export of an earlier attempt: {out}")
         return json.loads((out / "export.json").read_text())
-    root, rows = project_windows(ctx, ctx.payload)
-    statuses = list(ctx.payload.get("statuses") or ["accepted"])
+    params = ctx.params
+    root, rows = project_windows(ctx, params)
+    statuses = list(params.statuses)
     rows = [r for r in rows if r.status in statuses]
     if not rows:
         raise PermanentJobError(f"no window of the dataset is {' or '.join(statuses)}")
@@ -99,7 +94,7 @@ def export_training_data(ctx: JobContext, out: Path) -> dict:
         out,
         task=task,
         source=root,
-        layers=ctx.payload.get("layers"),
+        layers=params.layers,
     )
     return json.loads((out / "export.json").read_text())
 
@@ -109,6 +104,10 @@ def _callback(ctx: JobContext, run_dir: Path, max_steps: int):
 
     class JobCallback(L.Callback):
         """Progress into the job row; stop at a step boundary on cancel or shutdown."""
+
+        def on_train_start(self, trainer, pl_module) -> None:
+            if trainer.ckpt_path:  # run_finetune decided to resume the run
+                ctx.log(f"resuming from {Path(trainer.ckpt_path).name}")
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             step = trainer.global_step
@@ -123,24 +122,14 @@ def _callback(ctx: JobContext, run_dir: Path, max_steps: int):
 
 
 def _train(ctx: JobContext, cfg: dict, run_dir: Path):
-    from earthplat.train import finetune as ft
-    from earthplat.traincore.checkpoint import find_resume_checkpoint
+    """``run_finetune`` with the job's progress/cancel callback; it decides whether to resume
+    (a restarted job continues from the run dir's last checkpoint)."""
+    from earthplat.train.finetune import run_finetune, set_dotted
 
-    resume = find_resume_checkpoint(run_dir)
-    if resume is not None:
-        ctx.log(f"resuming from {resume.name}")
-    ft.set_dotted(cfg, "trainer.run_dir", str(run_dir))
-    ft.set_dotted(cfg, "trainer.enable_progress_bar", False)
+    set_dotted(cfg, "trainer.enable_progress_bar", False)
     max_steps = int((cfg.get("trainer") or {}).get("max_steps") or -1)
-    if not (hasattr(ft, "_cli") and hasattr(ft, "_fit_and_export")):
-        # no way to attach the progress/cancel callback: train without it (cancel then takes
-        # effect after training)
-        return ft.run_finetune(cfg, run_dir=run_dir), resume
-    # run_finetune's own steps, with the job callback added to the trainer (asked of the
-    # finetune owner: a public ``callbacks=`` argument on run_finetune)
-    cli = ft._cli(cfg, run=False)
-    cli.trainer.callbacks.append(_callback(ctx, run_dir, max_steps))
-    return ft._fit_and_export(cli), resume
+    result = run_finetune(cfg, run_dir=run_dir, callbacks=[_callback(ctx, run_dir, max_steps)])
+    return result, result.resumed_from
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
@@ -157,7 +146,8 @@ def run(ctx: JobContext) -> dict[str, Any]:
     export_dir = project_dir / "exports" / f"job-{ctx.job_id}"
     info = export_training_data(ctx, export_dir)
     ctx.progress(0.05, "exported the training data")
-    cfg = _load_config(ctx.payload.get("config"), task)
+    params = ctx.params
+    cfg = _load_config(params.config, task)
     data = {
         "data.config.path": str(export_dir),
         "data.config.task": task,
@@ -166,7 +156,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     }
     if info["label"] is not None:
         data["data.config.label"] = info["label"]
-    for key, value in {**data, **(ctx.payload.get("overrides") or {})}.items():
+    for key, value in {**data, **params.overrides}.items():
         set_dotted(cfg, key, value)
     run_dir = project_dir / "runs" / f"job-{ctx.job_id}"
     err = io.StringIO()
@@ -191,7 +181,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         if entry is None:
             entry = register_model(
                 s,
-                name=ctx.payload.get("name") or f"{pname}-job{ctx.job_id}",
+                name=params.name or f"{pname}-job{ctx.job_id}",
                 project_id=ctx.project_id,
                 task_type=task,
                 run_dir=str(result.run_dir),

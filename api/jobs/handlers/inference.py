@@ -41,13 +41,12 @@ def _in_aoi(rows: list, bbox: list[float] | None) -> list:
     return [r for r in rows if shape(r.geometry).intersects(aoi)]
 
 
-def _layers(ds: Any, rows: list, payload: dict[str, Any]) -> dict[str, str] | None:
+def _layers(ds: Any, rows: list, params: Any) -> dict[str, str] | None:
     """modality -> layer from the payload (``layers``, or one ``layer`` by its modality)."""
-    if payload.get("layers"):
-        return dict(payload["layers"])
-    if payload.get("layer"):
-        layer = payload["layer"]
-        return {ds.layer_metadata(rows[0].name, layer)["modality"]: layer}
+    if params.layers:
+        return dict(params.layers)
+    if params.layer:
+        return {ds.layer_metadata(rows[0].name, params.layer)["modality"]: params.layer}
     return None
 
 
@@ -56,11 +55,12 @@ def run(ctx: JobContext) -> dict[str, Any]:
     from earthplat.errors import DataError, NoDataError
     from earthplat.inference import load_model, predict_dataset
 
-    root, rows = project_windows(ctx, ctx.payload)
-    rows = _in_aoi(rows, ctx.payload.get("bbox"))
+    params = ctx.params
+    root, rows = project_windows(ctx, params)
+    rows = _in_aoi(rows, params.bbox)
     if not rows:
         raise PermanentJobError("no window of the dataset meets the AOI (bbox)")
-    path, entry = model_path(ctx, ctx.payload)
+    path, entry = model_path(ctx, params)
     model = load_model(str(path))
     ds = Dataset(root)
     out_dir = Path(ctx.work_dir)
@@ -75,12 +75,12 @@ def run(ctx: JobContext) -> dict[str, Any]:
             root,
             out_dir,
             windows=[r.name for r in rows],
-            layers=_layers(ds, rows, ctx.payload),
-            allow_substitution=bool(ctx.payload.get("allow_substitution", False)),
+            layers=_layers(ds, rows, params),
+            allow_substitution=params.allow_substitution,
             progress=progress,
             show_progress=False,
-            outputs=ctx.payload.get("outputs"),
-            batch_size=int(ctx.payload.get("batch_size", 8)),
+            outputs=params.outputs,
+            batch_size=params.batch_size,
         )
     except NoDataError as err:
         raise PermanentJobError(str(err)) from None

@@ -28,17 +28,17 @@ CHUNKS = 20
 """Progress steps per layer."""
 
 
-def _source(spec: dict[str, Any], row, modality: str):
+def _source(spec: Any, row, modality: str):
     from earthplat.data.sources.factory import build_source
 
     if row.kind == "upload":
         return build_source(
             modality,
             paths=[row.path],
-            datetime=spec.get("datetime"),
-            nodata=spec.get("nodata"),
-            to_db=bool(spec.get("to_db", False)),
-            file_bands=spec.get("file_bands"),
+            datetime=spec.datetime,
+            nodata=spec.nodata,
+            to_db=spec.to_db,
+            file_bands=spec.file_bands,
         )
     if row.kind == "stac":
         info = row.info or {}
@@ -47,17 +47,17 @@ def _source(spec: dict[str, Any], row, modality: str):
             stac=row.path,
             collections=[info["collection"]] if info.get("collection") else None,
             max_cloud_cover=info.get("max_cloud_cover"),
-            to_db=bool(spec.get("to_db", False)),
+            to_db=spec.to_db,
         )
     raise PermanentJobError(f"layer {row.name!r} is a {row.kind} layer, not a source")
 
 
-def _resolve(session, project_id: int, payload: dict[str, Any]):
+def _resolve(session, project_id: int, params: Any):
     from sqlalchemy import select
 
     from labeling.models import DatasetRecord, Layer, WindowRecord
 
-    name = payload.get("dataset", "default")
+    name = params.dataset
     dataset = session.scalar(
         select(DatasetRecord).where(
             DatasetRecord.project_id == project_id, DatasetRecord.name == name
@@ -66,8 +66,8 @@ def _resolve(session, project_id: int, payload: dict[str, Any]):
     if dataset is None:
         raise PermanentJobError(f"project {project_id} has no dataset {name!r}; create windows")
     query = select(WindowRecord).where(WindowRecord.dataset_id == dataset.id)
-    if payload.get("windows"):
-        query = query.where(WindowRecord.id.in_([int(i) for i in payload["windows"]]))
+    if params.windows:
+        query = query.where(WindowRecord.id.in_(params.windows))
     rows = list(session.scalars(query.order_by(WindowRecord.id)))
     if not rows:
         raise PermanentJobError(f"dataset {name!r} of project {project_id} has no such windows")
@@ -78,11 +78,13 @@ def _resolve(session, project_id: int, payload: dict[str, Any]):
         )
         for key in (row.name, str(row.id))
     }
-    specs = payload.get("layers") or [{"source": row.name} for row in set(sources.values())]
+    from api.jobs.payloads import LayerSource
+
+    specs = params.layers or [LayerSource(source=row.name) for row in set(sources.values())]
     for spec in specs:
-        if str(spec.get("source")) not in sources:
+        if str(spec.source) not in sources:
             raise PermanentJobError(
-                f"project {project_id} has no source {spec.get('source')!r}; upload a raster or "
+                f"project {project_id} has no source {spec.source!r}; upload a raster or "
                 f"register a STAC source (known: {', '.join(sorted(sources)) or 'none'})"
             )
     return dataset, rows, sources, specs
@@ -137,32 +139,33 @@ def run(ctx: JobContext) -> dict[str, Any]:
 
     ctx.project_dir()  # a project is required
     with ctx.session_factory() as s:
-        dataset, rows, sources, specs = _resolve(s, ctx.project_id, ctx.payload)
+        params = ctx.params
+        dataset, rows, sources, specs = _resolve(s, ctx.project_id, params)
         windows = {row.name: row for row in rows}
         window_objs = [row.to_window() for row in rows]
         root = dataset.path
     ds = Dataset(root)
     cfg = IngestConfig(
-        workers=int(ctx.payload.get("workers", 2)),
-        ignore_errors=bool(ctx.payload.get("ignore_errors", True)),
+        workers=params.workers,
+        ignore_errors=params.ignore_errors,
         progress=False,
     )
     total = len(specs) * len(window_objs)
     done_units, summary = 0, {}
     ctx.log(f"materialising {len(specs)} layer(s) for {len(window_objs)} window(s) into {root}")
     for spec in specs:
-        row = sources[str(spec["source"])]
-        modality = get_modality(spec.get("modality") or row.modality or "").name
+        row = sources[str(spec.source)]
+        modality = get_modality(spec.modality or row.modality or "").name
         layer = LayerSpec(
-            name=spec.get("layer") or row.name,
+            name=spec.layer or row.name,
             modality=modality,
-            bands=spec.get("bands"),
-            period=spec.get("period", "30d"),
-            max_periods=spec.get("max_periods"),
-            method=spec.get("method", "first"),
+            bands=spec.bands,
+            period=spec.period,
+            max_periods=spec.max_periods,
+            method=spec.method,
         )
         source = _source(spec, row, modality)
-        report = {"done": 0, "skipped": 0, "failed": {}}
+        report = {"done": 0, "skipped": 0, "missing": {}, "failed": {}}
         step = max(1, -(-len(window_objs) // CHUNKS))
         for i in range(0, len(window_objs), step):
             ctx.check()
@@ -170,6 +173,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
             r = ingest(ds, chunk, layer, source, cfg)
             report["done"] += len(r.done)
             report["skipped"] += len(r.skipped)
+            report["missing"].update(r.missing)
             report["failed"].update(r.failed)
             done_units += len(chunk)
             ctx.progress(
@@ -177,15 +181,20 @@ def run(ctx: JobContext) -> dict[str, Any]:
             )
         for name, reason in sorted(report["failed"].items()):
             ctx.log(f"{layer.name} {name}: {reason}", "warning")
+        for name, reason in sorted(report["missing"].items()):
+            ctx.log(f"{layer.name} {name}: missing ({reason})", "warning")
         ctx.log(
             f"{layer.name}: {report['done']} materialised, {report['skipped']} already done, "
-            f"{len(report['failed'])} failed"
+            f"{len(report['missing'])} missing (no data), {len(report['failed'])} failed"
         )
         _record_layers(ctx, windows, layer.name, modality, ds)
         summary[layer.name] = report
     if all(r["done"] + r["skipped"] == 0 for r in summary.values()):
         raise PermanentJobError(
             "no window could be materialised: "
-            + "; ".join(f"{k}: {next(iter(v['failed'].values()), '?')}" for k, v in summary.items())
+            + "; ".join(
+                f"{k}: {next(iter({**v['missing'], **v['failed']}.values()), '?')}"
+                for k, v in summary.items()
+            )
         )
     return {"dataset": root, "windows": len(window_objs), "layers": summary}

@@ -11,19 +11,19 @@ from __future__ import annotations
 import json
 import time
 
-from api.jobs.context import JobContext
+from api.jobs.context import JobContext, TransientJobError
 
 
 def run(ctx: JobContext) -> dict:
-    steps = int(ctx.payload.get("steps", 5))
-    sleep_s = float(ctx.payload.get("sleep_s", 0.1))
+    p = ctx.params
+    steps, sleep_s = p.steps, p.sleep_s
     state_file = ctx.work_dir / "steps.json"
     done = json.loads(state_file.read_text())["done"] if state_file.exists() else 0
     resumed_from = done
     if done:
         ctx.log(f"resuming after step {done}")
-    if ctx.attempt <= int(ctx.payload.get("fail_attempts", 0)):
-        raise RuntimeError(f"planned failure on attempt {ctx.attempt}")
+    if ctx.attempt <= p.fail_attempts:
+        raise TransientJobError(f"planned failure on attempt {ctx.attempt}")
     while done < steps:
         ctx.check()
         time.sleep(sleep_s)

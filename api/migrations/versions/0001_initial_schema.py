@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import api.database
+import labeling.db
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -29,7 +29,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("email", sa.String(length=320), nullable=True),
         sa.Column("is_admin", sa.Boolean(), nullable=False),
-        sa.Column("created_at", api.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", labeling.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("name", name=op.f("uq_users_name")),
     )
@@ -41,7 +41,7 @@ def upgrade() -> None:
         sa.Column("prefix", sa.String(length=16), nullable=False),
         sa.Column("key_hash", sa.String(length=64), nullable=False),
         sa.Column("revoked", sa.Boolean(), nullable=False),
-        sa.Column("created_at", api.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", labeling.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_api_keys_user_id_users"), ondelete="CASCADE"
         ),
@@ -59,11 +59,11 @@ def upgrade() -> None:
         sa.Column("task_type", sa.String(length=32), nullable=False),
         sa.Column("classes", sa.JSON(), nullable=False),
         sa.Column("sensors", sa.JSON(), nullable=False),
-        sa.Column("start", api.database.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("end", api.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("start", labeling.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("end", labeling.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_by", sa.Integer(), nullable=True),
-        sa.Column("created_at", api.database.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", api.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", labeling.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", labeling.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["created_by"],
             ["users.id"],
@@ -79,7 +79,7 @@ def upgrade() -> None:
         sa.Column("project_id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("path", sa.Text(), nullable=False),
-        sa.Column("created_at", api.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", labeling.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["project_id"],
             ["projects.id"],
@@ -112,15 +112,15 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("max_attempts", sa.Integer(), nullable=False),
         sa.Column("worker_id", sa.String(length=128), nullable=True),
-        sa.Column("lease_expires_at", api.database.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("heartbeat_at", api.database.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("available_at", api.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("lease_expires_at", labeling.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("heartbeat_at", labeling.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("available_at", labeling.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("cancel_requested", sa.Boolean(), nullable=False),
         sa.Column("project_id", sa.Integer(), nullable=True),
         sa.Column("created_by", sa.Integer(), nullable=True),
-        sa.Column("created_at", api.database.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("started_at", api.database.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("finished_at", api.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", labeling.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("started_at", labeling.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", labeling.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["created_by"], ["users.id"], name=op.f("fk_jobs_created_by_users"), ondelete="SET NULL"
         ),
@@ -150,7 +150,7 @@ def upgrade() -> None:
         sa.Column("parent_id", sa.Integer(), nullable=True),
         sa.Column("job_id", sa.Integer(), nullable=True),
         sa.Column("created_by", sa.Integer(), nullable=True),
-        sa.Column("created_at", api.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", labeling.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["created_by"],
             ["users.id"],
@@ -205,7 +205,7 @@ def upgrade() -> None:
         "job_logs",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("job_id", sa.Integer(), nullable=False),
-        sa.Column("ts", api.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ts", labeling.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("level", sa.String(length=16), nullable=False),
         sa.Column("line", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -229,14 +229,14 @@ def upgrade() -> None:
         sa.Column("row_min", sa.Integer(), nullable=False),
         sa.Column("col_max", sa.Integer(), nullable=False),
         sa.Column("row_max", sa.Integer(), nullable=False),
-        sa.Column("start", api.database.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("end", api.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("start", labeling.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("end", labeling.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("geometry", sa.JSON(), nullable=False),
         sa.Column("properties", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("locked_by", sa.Integer(), nullable=True),
-        sa.Column("locked_until", api.database.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("updated_at", api.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("locked_until", labeling.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", labeling.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["dataset_id"],
             ["datasets.id"],
@@ -273,8 +273,8 @@ def upgrade() -> None:
         sa.Column("properties", sa.JSON(), nullable=False),
         sa.Column("author_id", sa.Integer(), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("created_at", api.database.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", api.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", labeling.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", labeling.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["author_id"],
             ["users.id"],
@@ -304,7 +304,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("window_id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
-        sa.Column("created_at", api.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", labeling.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_assignments_user_id_users"), ondelete="CASCADE"
         ),
@@ -333,7 +333,7 @@ def upgrade() -> None:
         sa.Column("crs", sa.String(length=64), nullable=True),
         sa.Column("info", sa.JSON(), nullable=False),
         sa.Column("created_by", sa.Integer(), nullable=True),
-        sa.Column("created_at", api.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", labeling.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["created_by"],
             ["users.id"],
@@ -364,7 +364,7 @@ def upgrade() -> None:
         sa.Column("reviewer_id", sa.Integer(), nullable=True),
         sa.Column("decision", sa.String(length=16), nullable=False),
         sa.Column("comment", sa.Text(), nullable=False),
-        sa.Column("created_at", api.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", labeling.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["reviewer_id"],
             ["users.id"],

@@ -21,27 +21,32 @@ import torch
 from torch import nn
 from torchmetrics import MeanMetric
 
+from earthplat.batch import Batch, ModalityInput, to_model_inputs
 from earthplat.errors import EarthplatError
 from earthplat.nn.backbones import FREEZE_MODES, resolved_backbone_dict
-from earthplat.nn.encoder import ModalityInput
 from earthplat.nn.task_model import TaskModel, TaskSpec
+from earthplat.tasks import TASKS, TaskKind
 from earthplat.traincore.module import TrainCoreModule, plain_hparams
 from earthplat.traincore.optim import OptimizerConfig, SchedulerConfig
 from earthplat.traincore.reduce import global_mean
 
-CLASS_TASKS = ("classification", "multilabel", "segmentation", "detection")
 
-
-def batch_inputs(batch: dict[str, Any]) -> dict[str, ModalityInput]:
-    """Contract A modalities as ``{modality: ModalityInput}``."""
-    from earthplat.data.finetune import inputs_from_batch
-
-    return inputs_from_batch(batch)
+def batch_inputs(batch: Batch) -> dict[str, ModalityInput]:
+    """A batch as the task model's inputs (``earthplat.batch.to_model_inputs``)."""
+    return to_model_inputs(batch)
 
 
 class TaskModule(TrainCoreModule):
     task: ClassVar[str] = ""
-    default_head: ClassVar[str] = "linear"
+    """The task's name in the registry (``earthplat.tasks``), which holds its facts."""
+
+    @property
+    def kind(self) -> TaskKind:
+        return TASKS[self.task]
+
+    @property
+    def default_head(self) -> str:
+        return self.kind.default_head
 
     def __init__(
         self,
@@ -116,7 +121,7 @@ class TaskModule(TrainCoreModule):
         self.spec_given = task_spec is not None
         if task_spec is not None:
             self._build(TaskSpec.from_dict(task_spec), load_pretrained=False)
-        elif inputs is not None and (classes is not None or self.task not in CLASS_TASKS):
+        elif inputs is not None and (classes is not None or not TASKS[self.task].class_task):
             self._build(self._spec_from(self.spec_args), load_pretrained=True)
 
     # --- building the model (now, or from the datamodule at setup) ----------------------------
@@ -235,13 +240,13 @@ class TaskModule(TrainCoreModule):
         return list(getattr(encoder, "blocks", []))
 
     # --- steps -------------------------------------------------------------------------------
-    def forward(self, batch: dict[str, Any]) -> torch.Tensor | dict:
+    def forward(self, batch: Batch) -> torch.Tensor | dict:
         return self.model(batch_inputs(batch))
 
-    def samples_in_batch(self, batch: dict[str, Any]) -> int:
-        return len(batch["window"])
+    def samples_in_batch(self, batch: Batch) -> int:
+        return len(batch)
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         loss = self.compute_loss(self(batch), batch)
         # sync_dist: each rank's loss is its share of the global-batch loss (``global_mean``)
         self.log(
@@ -253,16 +258,16 @@ class TaskModule(TrainCoreModule):
         )
         return loss
 
-    def _eval_step(self, batch: dict[str, Any], stage: str) -> None:
+    def _eval_step(self, batch: Batch, stage: str) -> None:
         out = self(batch)
         loss = self.compute_loss(out, batch)
         self.eval_loss[stage].update(loss.detach(), weight=self.loss_weight(batch))
         self.update_metrics(self.val_metrics if stage == "val" else self.test_metrics, out, batch)
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._eval_step(batch, "val")
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._eval_step(batch, "test")
 
     def on_validation_epoch_end(self) -> None:
@@ -271,11 +276,11 @@ class TaskModule(TrainCoreModule):
     def on_test_epoch_end(self) -> None:
         self._log_metrics(self.test_metrics, "test")
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0):
+    def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0):
         out = self(batch)
         return {
-            "window": batch["window"],
-            "chip": batch.get("chip"),
+            "window": batch.window,
+            "chip": batch.chip,
             "output": self.predict_outputs(out),
         }
 
@@ -315,10 +320,10 @@ class TaskModule(TrainCoreModule):
         return str(classes[i].get("label", i)) if i < len(classes) else str(i)
 
     # --- per task ------------------------------------------------------------------------------
-    def compute_loss(self, out: Any, batch: dict[str, Any]) -> torch.Tensor:
+    def compute_loss(self, out: Any, batch: Batch) -> torch.Tensor:
         raise NotImplementedError
 
-    def loss_weight(self, batch: dict[str, Any]) -> float:
+    def loss_weight(self, batch: Batch) -> float:
         """What ``compute_loss`` averaged over in ``batch`` (chips by default; labelled pixels
         or targets where the loss is a masked mean), so the eval loss over many batches is
         the mean over all of them, however they were batched or sharded."""
@@ -327,7 +332,7 @@ class TaskModule(TrainCoreModule):
     def build_metrics(self) -> nn.ModuleDict:
         return nn.ModuleDict()
 
-    def update_metrics(self, metrics: nn.ModuleDict, out: Any, batch: dict[str, Any]) -> None:
+    def update_metrics(self, metrics: nn.ModuleDict, out: Any, batch: Batch) -> None:
         pass
 
     def predict_outputs(self, out: Any) -> Any:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -14,6 +12,7 @@ from torchmetrics.classification import (
     MultilabelF1Score,
 )
 
+from earthplat.batch import Batch
 from earthplat.train.tasks.base import TaskModule, ce_count, class_weighted_ce, masked_mean
 
 
@@ -22,14 +21,13 @@ class ClassificationTask(TaskModule):
     ignored. Metrics: accuracy (micro), macro accuracy and macro F1."""
 
     task = "classification"
-    default_head = "linear"
 
-    def compute_loss(self, out: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
-        target = torch.where(batch["target_valid"].bool(), batch["target"].long(), -1)
+    def compute_loss(self, out: torch.Tensor, batch: Batch) -> torch.Tensor:
+        target = torch.where(batch.target_valid.bool(), batch.target.long(), -1)
         return class_weighted_ce(out, target, self.class_weights)
 
-    def loss_weight(self, batch: dict[str, Any]) -> float:
-        target = torch.where(batch["target_valid"].bool(), batch["target"].long(), -1)
+    def loss_weight(self, batch: Batch) -> float:
+        target = torch.where(batch.target_valid.bool(), batch.target.long(), -1)
         return float(ce_count(target, self.class_weights))
 
     def build_metrics(self) -> nn.ModuleDict:
@@ -42,8 +40,8 @@ class ClassificationTask(TaskModule):
             }
         )
 
-    def update_metrics(self, metrics: nn.ModuleDict, out: torch.Tensor, batch: dict) -> None:
-        target = torch.where(batch["target_valid"].bool(), batch["target"].long(), -1)
+    def update_metrics(self, metrics: nn.ModuleDict, out: torch.Tensor, batch: Batch) -> None:
+        target = torch.where(batch.target_valid.bool(), batch.target.long(), -1)
         for metric in metrics.values():
             metric.update(out.detach(), target)
 
@@ -57,17 +55,16 @@ class MultilabelTask(TaskModule):
     macro average precision (mAP)."""
 
     task = "multilabel"
-    default_head = "linear"
 
-    def compute_loss(self, out: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
-        valid = batch["target_valid"].bool()  # [B]
+    def compute_loss(self, out: torch.Tensor, batch: Batch) -> torch.Tensor:
+        valid = batch.target_valid.bool()  # [B]
         loss = F.binary_cross_entropy_with_logits(
-            out, batch["target"].float(), pos_weight=self.class_weights, reduction="none"
+            out, batch.target.float(), pos_weight=self.class_weights, reduction="none"
         )  # [B, K]
         return masked_mean(loss, valid[:, None].expand_as(loss))
 
-    def loss_weight(self, batch: dict[str, Any]) -> float:
-        return float(batch["target_valid"].bool().sum()) * batch["target"].shape[1]
+    def loss_weight(self, batch: Batch) -> float:
+        return float(batch.target_valid.bool().sum()) * batch.target.shape[1]
 
     def build_metrics(self) -> nn.ModuleDict:
         k = self.spec.num_outputs
@@ -78,11 +75,11 @@ class MultilabelTask(TaskModule):
             }
         )
 
-    def update_metrics(self, metrics: nn.ModuleDict, out: torch.Tensor, batch: dict) -> None:
+    def update_metrics(self, metrics: nn.ModuleDict, out: torch.Tensor, batch: Batch) -> None:
         # rows without a valid target are ignored (-1) rather than dropped, so every rank
         # updates every metric, also when its shard holds no valid target
-        valid = batch["target_valid"].bool()
-        target = batch["target"].long().masked_fill(~valid[:, None], -1)
+        valid = batch.target_valid.bool()
+        target = batch.target.long().masked_fill(~valid[:, None], -1)
         for metric in metrics.values():
             metric.update(out.detach(), target)
 

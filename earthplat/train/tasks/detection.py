@@ -9,12 +9,11 @@ both at centre cells only, normalised by the number of objects.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 from torchmetrics.detection import MeanAveragePrecision
 
+from earthplat.batch import Batch
 from earthplat.train.tasks.base import TaskModule
 from earthplat.traincore.reduce import global_mean
 
@@ -78,7 +77,6 @@ class DetectionTask(TaskModule):
     ``MeanAveragePrecision``, boxes in chip pixels)."""
 
     task = "detection"
-    default_head = "centernet"
 
     def __init__(
         self,
@@ -105,10 +103,10 @@ class DetectionTask(TaskModule):
             max_detections=max_detections,
         )
 
-    def compute_loss(self, out: dict[str, torch.Tensor], batch: dict[str, Any]) -> torch.Tensor:
+    def compute_loss(self, out: dict[str, torch.Tensor], batch: Batch) -> torch.Tensor:
         t = centernet_targets(
-            batch["boxes"],
-            batch["box_labels"],
+            batch.boxes,
+            batch.box_labels,
             tuple(out["heatmap"].shape),
             self.model.detection_stride,
             self.point_box_size,
@@ -122,8 +120,8 @@ class DetectionTask(TaskModule):
     def build_metrics(self) -> nn.ModuleDict:
         return nn.ModuleDict({"map": MeanAveragePrecision(box_format="xyxy", iou_type="bbox")})
 
-    def _detections(self, out: dict[str, torch.Tensor], batch: dict) -> list[list[dict]]:
-        first = next(iter(batch["modalities"].values()))["data"]
+    def _detections(self, out: dict[str, torch.Tensor], batch: Batch) -> list[list[dict]]:
+        first = next(iter(batch.modalities.values())).data
         return self.model.decode_detections(
             out,
             threshold=self.score_threshold,
@@ -131,10 +129,10 @@ class DetectionTask(TaskModule):
             image_size=tuple(first.shape[-2:]),
         )
 
-    def update_metrics(self, metrics: nn.ModuleDict, out: dict, batch: dict) -> None:
+    def update_metrics(self, metrics: nn.ModuleDict, out: dict, batch: Batch) -> None:
         preds, targets = [], []
         for dets, boxes, labels in zip(
-            self._detections(out, batch), batch["boxes"], batch["box_labels"], strict=True
+            self._detections(out, batch), batch.boxes, batch.box_labels, strict=True
         ):
             preds.append(
                 {

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from earthplat.batch import Batch
 from earthplat.errors import EarthplatError
 from earthplat.train.tasks.base import TaskModule, batch_inputs
 
@@ -16,7 +17,6 @@ class EmbeddingTask(TaskModule):
     ``pooled`` [B, D]."""
 
     task = "embedding"
-    default_head = "identity"
 
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault("freeze", "frozen")
@@ -27,17 +27,17 @@ class EmbeddingTask(TaskModule):
         self.spec.num_outputs = self.model.backbone.pooled_dim
         self.hparams["task_spec"] = self.spec.to_dict()
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         raise EarthplatError("the embedding task extracts features; it has nothing to train")
 
-    def compute_loss(self, out: Any, batch: dict[str, Any]) -> torch.Tensor:
+    def compute_loss(self, out: Any, batch: Batch) -> torch.Tensor:
         return out.sum() * 0.0
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0):
+    def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0):
         out = self.model.features(batch_inputs(batch))
         return {
-            "window": batch["window"],
-            "chip": batch.get("chip"),
+            "window": batch.window,
+            "chip": batch.chip,
             "output": out.features[-1],
             "pooled": out.pooled,
         }

@@ -8,13 +8,12 @@ gets real values.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError
 
+from earthplat.batch import Batch
 from earthplat.errors import EarthplatError
 from earthplat.train.tasks.base import TaskModule, masked_mean
 
@@ -33,13 +32,13 @@ class _Regression(TaskModule):
         super().__init__(**kwargs)
         self.hparams["loss"] = loss
 
-    def _pairs(self, out: torch.Tensor, batch: dict[str, Any]):
+    def _pairs(self, out: torch.Tensor, batch: Batch):
         pred = out[:, 0]  # [B] or [B, H, W]
-        target = batch["target"].float()
-        valid = batch["target_valid"].bool() & torch.isfinite(target)
+        target = batch.target.float()
+        valid = batch.target_valid.bool() & torch.isfinite(target)
         return pred, torch.where(valid, target, 0.0), valid
 
-    def compute_loss(self, out: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+    def compute_loss(self, out: torch.Tensor, batch: Batch) -> torch.Tensor:
         pred, target, valid = self._pairs(out, batch)
         scale = float(self.spec.head.get("target_scale", 1.0))
         err = (pred - target) / scale
@@ -51,14 +50,14 @@ class _Regression(TaskModule):
             per = F.huber_loss(err, torch.zeros_like(err), reduction="none")
         return masked_mean(per, valid)
 
-    def loss_weight(self, batch: dict[str, Any]) -> float:
-        target = batch["target"].float()
-        return float((batch["target_valid"].bool() & torch.isfinite(target)).sum())
+    def loss_weight(self, batch: Batch) -> float:
+        target = batch.target.float()
+        return float((batch.target_valid.bool() & torch.isfinite(target)).sum())
 
     def build_metrics(self) -> nn.ModuleDict:
         return nn.ModuleDict({"mae": MeanAbsoluteError(), "rmse": MeanSquaredError(squared=False)})
 
-    def update_metrics(self, metrics: nn.ModuleDict, out: torch.Tensor, batch: dict) -> None:
+    def update_metrics(self, metrics: nn.ModuleDict, out: torch.Tensor, batch: Batch) -> None:
         pred, target, valid = self._pairs(out.detach(), batch)
         for metric in metrics.values():  # also when empty: every rank updates every metric
             metric.update(pred[valid], target[valid])
@@ -71,11 +70,9 @@ class RegressionTask(_Regression):
     """One value per window (target float [B]). Metrics: MAE, RMSE."""
 
     task = "regression"
-    default_head = "mlp"
 
 
 class PixelRegressionTask(_Regression):
     """One value per pixel (target float [B, H, W], target_valid mask). Metrics: MAE, RMSE."""
 
     task = "pixel_regression"
-    default_head = "upernet"

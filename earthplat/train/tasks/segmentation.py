@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
+from earthplat.batch import Batch
 from earthplat.train.tasks.base import TaskModule, ce_count, class_weighted_ce
 
 
@@ -31,7 +30,6 @@ class SegmentationTask(TaskModule):
     Metrics: mIoU, IoU per class (``iou_<label>``), pixel accuracy and macro accuracy."""
 
     task = "segmentation"
-    default_head = "upernet"
 
     def __init__(self, dice_weight: float = 0.0, **kwargs) -> None:
         """
@@ -44,20 +42,20 @@ class SegmentationTask(TaskModule):
         super().__init__(**kwargs)
         self.hparams["dice_weight"] = self.dice_weight
 
-    def _target(self, batch: dict[str, Any]) -> torch.Tensor:
-        target = batch["target"].long()
-        valid = batch.get("target_valid")
+    def _target(self, batch: Batch) -> torch.Tensor:
+        target = batch.target.long()
+        valid = batch.target_valid
         valid = target >= 0 if valid is None else valid.bool() & (target >= 0)
         return torch.where(valid, target, -1)  # [B, H, W]
 
-    def compute_loss(self, out: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+    def compute_loss(self, out: torch.Tensor, batch: Batch) -> torch.Tensor:
         target = self._target(batch)
         loss = class_weighted_ce(out, target, self.class_weights)
         if self.dice_weight:
             loss = loss + self.dice_weight * soft_dice_loss(out, target)
         return loss
 
-    def loss_weight(self, batch: dict[str, Any]) -> float:
+    def loss_weight(self, batch: Batch) -> float:
         return float(ce_count(self._target(batch), self.class_weights))
 
     def build_metrics(self) -> nn.ModuleDict:
@@ -71,7 +69,7 @@ class SegmentationTask(TaskModule):
             }
         )
 
-    def update_metrics(self, metrics: nn.ModuleDict, out: torch.Tensor, batch: dict) -> None:
+    def update_metrics(self, metrics: nn.ModuleDict, out: torch.Tensor, batch: Batch) -> None:
         target = self._target(batch)
         pred = out.detach().argmax(dim=1)
         for metric in metrics.values():

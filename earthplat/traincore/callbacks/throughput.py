@@ -34,6 +34,8 @@ def _default_samples(batch: Any) -> int:
         return _default_samples(next(iter(batch.values())))
     if isinstance(batch, list | tuple):
         return _default_samples(batch[0])
+    if hasattr(batch, "__len__"):  # a batch type that knows its size (earthplat.batch.Batch)
+        return len(batch)
     raise TypeError("cannot infer the batch size; define samples_in_batch() on the module")
 
 

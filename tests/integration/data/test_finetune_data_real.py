@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from earthplat.data import finetune as ft
-from earthplat.data import recipes
 from earthplat.data.finetune import FinetuneDataConfig
 from earthplat.data.layer import read_layer_arrays
+from earthplat.eval import recipes
 
 pytestmark = pytest.mark.slow
 SPLIT = {"cell_size_m": 320, "fractions": {"train": 0.6, "val": 0.2, "test": 0.2}}
@@ -58,12 +58,12 @@ def test_eurosat_classification_batches(eurosat):
     assert len(zones) > 3 and all(dm.splits.values())  # cross-zone windows, every split used
     by_name = {w.name: w for w in windows}
     for batch in dm.train_dataloader():
-        s2 = batch["modalities"]["sentinel2_l1c"]
-        assert s2["data"].shape == (4, 1, 13, 32, 32) and s2["valid"].all()
-        for name, target in zip(batch["window"], batch["target"].tolist()):
+        s2 = batch.modalities["sentinel2_l1c"]
+        assert s2.data.shape == (4, 1, 13, 32, 32) and s2.valid.all()
+        for name, target in zip(batch.window, batch.target.tolist()):
             assert classes[target]["label"] == by_name[name].properties["class_name"]
     val = list(dm.val_dataloader())
-    assert sum(len(b["window"]) for b in val) == len(dm.splits["val"])  # one chip per window
+    assert sum(len(b.window) for b in val) == len(dm.splits["val"])  # one chip per window
 
 
 def test_slovenia_segmentation_matches_source_labels(slovenia):
@@ -82,8 +82,8 @@ def test_slovenia_segmentation_matches_source_labels(slovenia):
     codes = np.array([c["value"] for c in classes])
     for split in ("val", "test"):
         for batch in dm.val_dataloader() if split == "val" else dm.test_dataloader():
-            assert batch["modalities"]["sentinel2_l1c"]["data"].shape[1:3] == (5, 13)
-            for name, chip, target in zip(batch["window"], batch["chip"], batch["target"]):
+            assert batch.modalities["sentinel2_l1c"].data.shape[1:3] == (5, 13)
+            for name, chip, target in zip(batch.window, batch.chip, batch.target):
                 r0, c0, r1, c1 = chip.tolist()
                 lulc = read_layer_arrays(ds, name, "lulc")  # ingested straight from lulc.tif
                 src = np.full((r1 - r0, c1 - c0), -1)
@@ -110,8 +110,8 @@ def test_slovenia_multilabel_and_detection(slovenia):
         batch_size=2,
     )
     batch = next(iter(dm.train_dataloader()))
-    assert batch["target"].shape == (2, 5) and (batch["target"].sum(1) >= 1).all()
-    for name, hot in zip(batch["window"], batch["target"]):
+    assert batch.target.shape == (2, 5) and (batch.target.sum(1) >= 1).all()
+    for name, hot in zip(batch.window, batch.target):
         present = ds.window(name).properties["lulc_present"]
         assert [c["value"] for c, h in zip(classes, hot.tolist()) if h] == present
     dm = _dm(
@@ -125,7 +125,7 @@ def test_slovenia_multilabel_and_detection(slovenia):
     )
     n = 0
     for batch in dm.train_dataloader():
-        for boxes, labels in zip(batch["boxes"], batch["box_labels"]):
+        for boxes, labels in zip(batch.boxes, batch.box_labels):
             assert ((boxes >= 0) & (boxes <= 32)).all()
             assert (boxes[:, 2] >= boxes[:, 0]).all() and (boxes[:, 3] >= boxes[:, 1]).all()
             assert ((labels >= 0) & (labels < 5)).all()
@@ -144,7 +144,7 @@ def test_slovenia_elevation_regressions(slovenia):
     ):
         dm = _dm(ds, task=task, label=label, split=SPLIT, chip_size=16, batch_size=4)
         batch = next(iter(dm.train_dataloader()))
-        t, v = batch["target"], batch["target_valid"]
+        t, v = batch.target, batch.target_valid
         assert t.dtype == torch.float32 and v.dtype == torch.bool and v.any()
         assert ((t[v] >= 664) & (t[v] <= 801)).all()  # the DEM's real range, metres
         assert t.shape == ((4, 16, 16) if task == "pixel_regression" else (4,))
@@ -174,12 +174,12 @@ def test_sen1floods11_water_aligned_with_optical_and_radar(real, tmp_path_factor
     nir = {0: [], 1: []}
     vv = {0: [], 1: []}
     for batch in dm.train_dataloader():
-        s2, s1 = batch["modalities"]["sentinel2_l1c"], batch["modalities"]["sentinel1"]
-        b08 = s2["data"][:, 0, s2["bands"].index("B08")]
-        v = s1["data"][:, 0, s1["bands"].index("VV")]
-        ok = s2["valid"][:, 0] & s1["valid"][:, 0]
+        s2, s1 = batch.modalities["sentinel2_l1c"], batch.modalities["sentinel1"]
+        b08 = s2.data[:, 0, s2.bands.index("B08")]
+        v = s1.data[:, 0, s1.bands.index("VV")]
+        ok = s2.valid[:, 0] & s1.valid[:, 0]
         for k in (0, 1):
-            sel = (batch["target"] == k) & ok
+            sel = (batch.target == k) & ok
             nir[k].append(b08[sel])
             vv[k].append(v[sel])
     water, land = torch.cat(nir[1]), torch.cat(nir[0])
@@ -196,7 +196,7 @@ def test_sen1floods11_water_aligned_with_optical_and_radar(real, tmp_path_factor
         batch_size=4,
     )
     for batch in dm.val_dataloader():
-        for name, t in zip(batch["window"], batch["target"].tolist()):
+        for name, t in zip(batch.window, batch.target.tolist()):
             assert t == pytest.approx(ds.window(name).properties["water_fraction"])
 
 
@@ -217,8 +217,8 @@ def test_lightning_fit_resumes_the_data_order(eurosat, tmp_path):
             self.seen = []
 
         def training_step(self, batch, i):
-            self.seen.append(batch["window"])
-            return (self.w * batch["modalities"]["sentinel2_l1c"]["data"].mean()).sum()
+            self.seen.append(batch.window)
+            return (self.w * batch.modalities["sentinel2_l1c"].data.mean()).sum()
 
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.1)

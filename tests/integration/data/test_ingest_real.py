@@ -137,7 +137,7 @@ def test_slovenia_stack_composites_with_cloud_mask(real, tmp_path):
 
 
 def test_eurosat_patches_each_in_their_own_utm_zone(real, tmp_path):
-    from earthplat.data.recipes import ingest_eurosat
+    from earthplat.eval.recipes import ingest_eurosat
 
     ds, windows, report = ingest_eurosat(
         real / "eurosat_ms_subset", tmp_path, size=48, limit_per_class=3

@@ -143,22 +143,50 @@ def test_materialize_job_then_tiles(big_client, shared_data):
     assert {k: v["skipped"] for k, v in again["result"]["layers"].items()} == {"s2": 3, "label": 3}
 
 
-def test_materialize_job_with_unknown_source_fails_without_retry(big_client):
+def test_bad_payloads_are_refused_at_submit_naming_the_value(big_client):
+    """The worker never meets a bad request: unknown sources, windows, datasets, models and
+    fields are a 422 at submit, and no job row is made."""
     client = big_client
     pid = make_project(client)["id"]
-    make_windows(client, pid, [-0.77, 38.08, -0.76, 38.09], size=64)
+    windows = make_windows(client, pid, [-0.77, 38.08, -0.76, 38.09], size=64)
+    url = f"/api/v1/projects/{pid}/jobs"
+    before = client.get(url, headers=ADMIN).json()
+    for payload, kind, named in (
+        ({"layers": [{"source": "nope"}]}, "materialize", "no source 'nope'"),
+        ({"windows": [windows[0]["id"], 999999]}, "materialize", "999999"),
+        ({"dataset": "other"}, "materialize", "no dataset 'other'"),
+        ({"model_id": 424242}, "inference", "no model 424242"),
+        ({"config": "no_such_config"}, "finetune", "no_such_config"),
+        ({"overrides": {}, "colour": "red"}, "finetune", "colour"),
+        ({"model_id": 1, "batch_size": 0}, "inference", "batch_size"),
+    ):
+        r = client.post(url, json={"kind": kind, "payload": payload}, headers=ADMIN)
+        assert r.status_code == 422, (payload, r.text)
+        assert named in r.json()["detail"], (named, r.json())
+    assert client.get(url, headers=ADMIN).json() == before
+    schemas = client.get("/api/v1/jobs/kinds", headers=ADMIN).json()
+    assert "model_id" in schemas["inference"]["properties"]
+
+
+def test_a_permanent_failure_fails_at_once(big_client):
+    """A failure retrying cannot fix (here a model path that does not exist) fails at once."""
+    client = big_client
+    pid = make_project(client)["id"]
+    windows = make_windows(client, pid, [-0.77, 38.08, -0.76, 38.09], size=64)
     r = client.post(
         f"/api/v1/projects/{pid}/jobs",
-        json={"kind": "materialize", "payload": {"layers": [{"source": "nope"}]}},
+        json={"kind": "inference", "payload": {"model_path": "models/nope",
+              "windows": [windows[0]["id"]]}},
         headers=ADMIN,
-    )
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
     state = client.app_state
     run_worker(
         state.settings, once=True, session_factory=state.session_factory, install_signals=False
     )
     job = client.get(f"/api/v1/jobs/{r.json()['id']}", headers=ADMIN).json()
     assert (job["status"], job["attempts"]) == ("failed", 1)
-    assert "no source 'nope'" in job["message"]
+    assert "does not exist" in job["message"]
 
 
 def test_embeddings_job_then_similar_windows(big_client, shared_data):
@@ -428,6 +456,6 @@ def test_export_dataset_job_writes_a_finetuning_dataset(big_client, shared_data,
     dm = FinetuneDataModule(cfg)
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
-    target = batch["target"]
+    target = batch.target
     assert target.shape == (2, 32, 32)
     assert set(target.unique().tolist()) <= {-1, 0, 1} and (target >= 0).any()

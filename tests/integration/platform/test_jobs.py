@@ -6,8 +6,9 @@ from __future__ import annotations
 import threading
 import time
 
+from api.jobs.payloads import PAYLOADS
 from api.jobs.worker import run_worker
-from tests.integration.platform.conftest import ADMIN, make_project, make_user
+from tests.integration.platform.conftest import ADMIN, make_project, make_user, make_windows
 
 
 def _submit(client, body, *, project_id=None, headers=ADMIN):
@@ -148,6 +149,9 @@ def test_job_permissions_and_validation(client):
     assert r.status_code == 422 and "unknown job kind" in r.json()["detail"]
     r = client.post("/api/v1/jobs", json={"kind": "steps"}, headers=viewer)
     assert r.status_code == 403  # project-less jobs are for platform admins
+    r = client.post(f"/api/v1/projects/{pid}/jobs", json={"kind": "materialize"}, headers=ADMIN)
+    assert r.status_code == 422 and "no dataset 'default'" in r.json()["detail"]  # no windows
+    make_windows(client, pid, [-0.77, 38.08, -0.76, 38.09], size=64)
     job = _submit(client, {"kind": "materialize", "payload": {}}, project_id=pid)
     assert client.get(f"/api/v1/jobs/{job['id']}", headers=viewer).status_code == 200
     listed = client.get(f"/api/v1/projects/{pid}/jobs", headers=viewer).json()
@@ -175,6 +179,7 @@ def test_a_handler_that_exits_fails_its_job_not_the_worker(client, app, settings
         )
     finally:
         HANDLERS.pop("bail")
+        PAYLOADS.pop("bail")
     assert ran == 2  # the worker went on to the next job
     bad = _job(client, bad["id"])
     assert (bad["status"], bad["attempts"]) == ("failed", 1) and "SystemExit" in bad["message"]

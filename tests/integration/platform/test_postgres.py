@@ -8,7 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from api.database import Base, import_models, make_engine, upgrade
+from api.database import import_models, make_engine, upgrade
+from labeling.db import Base
 
 EXPECTED = {
     "users",

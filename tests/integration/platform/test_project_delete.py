@@ -93,8 +93,8 @@ def test_delete_removes_files_keeps_models_and_waits_for_jobs(big_client, shared
 def test_a_running_job_whose_worker_died_does_not_block_deletion(big_client):  # noqa: F811
     from datetime import timedelta
 
-    from api.database import utcnow
-    from api.jobs.models import Job
+    from labeling.db import utcnow
+    from labeling.jobs import Job
 
     client = big_client
     pid = make_project(client, name="orphaned-job")["id"]

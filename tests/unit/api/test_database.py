@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, insert, select, text
 
-from api.database import UTCDateTime, begin_write, make_engine, make_session_factory
+from api.database import begin_write, make_engine, make_session_factory
+from labeling.db import UTCDateTime
 
 
 def test_sqlite_pragmas(tmp_path):

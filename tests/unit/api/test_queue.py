@@ -8,8 +8,9 @@ from datetime import timedelta
 
 import pytest
 
-from api.database import Base, import_models, make_engine, make_session_factory, utcnow
+from api.database import import_models, make_engine, make_session_factory
 from api.jobs import queue
+from labeling.db import Base, utcnow
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

@@ -8,7 +8,8 @@ import pytest
 
 @pytest.fixture
 def session(tmp_path):
-    from api.database import Base, import_models, make_engine, make_session_factory
+    from api.database import import_models, make_engine, make_session_factory
+    from labeling.db import Base
 
     import_models()
     engine = make_engine(f"sqlite:///{tmp_path / 'unit.db'}")

@@ -24,7 +24,7 @@ CLASSES = [
 def floods(shared_data, tmp_path_factory):
     """The Sen1Floods11 chip materialised, and its three windows with the most labelled pixels
     with their hand labels as WGS84 polygons (one feature per connected region)."""
-    from earthplat.data.recipes import ingest_sen1floods11
+    from earthplat.eval.recipes import ingest_sen1floods11
 
     root = shared_data / "real" / "sen1floods11_spain"
     if not root.is_dir():
@@ -149,7 +149,8 @@ def test_exported_segmentation_dataset_matches_the_labels(floods, tmp_path):
 
 def test_exported_dataset_loads_in_the_finetune_data_module(floods, tmp_path):
     pytest.importorskip("torch")
-    from earthplat.data.finetune import FinetuneDataConfig, FinetuneDataset, collate_finetune
+    from earthplat.batch import collate
+    from earthplat.data.finetune import FinetuneDataConfig, FinetuneDataset
 
     ds, windows, features = floods
     root = export_dataset(
@@ -167,11 +168,11 @@ def test_exported_dataset_loads_in_the_finetune_data_module(floods, tmp_path):
     from earthplat.data.dataset import Dataset
 
     data = FinetuneDataset(Dataset(root), windows, cfg, "eval")
-    batch = collate_finetune([data[i] for i in range(4)])
-    target = batch["target"]
+    batch = collate([data[i] for i in range(4)])
+    target = batch.target
     assert tuple(target.shape) == (4, 32, 32)
     assert set(target.unique().tolist()) <= {-1, 0, 1} and (target == 1).any()
-    assert tuple(batch["modalities"]["sentinel2_l1c"]["data"].shape[-3:]) == (13, 32, 32)
+    assert tuple(batch.modalities["sentinel2_l1c"].data.shape[-3:]) == (13, 32, 32)
 
 
 def test_window_level_classification_export(floods, tmp_path):

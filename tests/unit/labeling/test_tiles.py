@@ -24,7 +24,7 @@ CLASSES = [
 @pytest.fixture(scope="module")
 def window(shared_data, tmp_path_factory):
     """A fully valid window of the materialised chip, with both water and dry pixels."""
-    from earthplat.data.recipes import ingest_sen1floods11
+    from earthplat.eval.recipes import ingest_sen1floods11
 
     root = shared_data / "real" / "sen1floods11_spain"
     if not root.is_dir():

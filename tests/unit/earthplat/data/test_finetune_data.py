@@ -11,21 +11,15 @@ import numpy as np
 import pytest
 import torch
 
+from earthplat.batch import collate, to_model_inputs
 from earthplat.data import finetune as ft
-from earthplat.data.finetune import (
-    TASKS,
-    FinetuneDataConfig,
-    FinetuneDataset,
-    _augment_array,
-    _augment_boxes,
-    collate_finetune,
-    inputs_from_batch,
-    tile_starts,
-)
+from earthplat.data.finetune import FinetuneDataConfig, FinetuneDataset, tile_starts
+from earthplat.data.finetune.augment import augment_array, augment_boxes
 from earthplat.data.labels import set_window_labels, write_label_layer
 from earthplat.data.layer import read_layer_arrays
 from earthplat.errors import DataError
 from earthplat.sensors import normalize
+from earthplat.tasks import TASKS
 from tests.unit.earthplat.data.data import build_dataset
 
 CLASSES = [{"value": 0, "label": "dark"}, {"value": 5, "label": "bright"}]
@@ -98,17 +92,17 @@ def test_batch_matches_contract(labelled, task):
     dm = ft.FinetuneDataModule(_config(labelled, task))
     batch = next(iter(dm.train_dataloader()))
     b = 3
-    assert len(batch["window"]) == b and batch["chip"].shape == (b, 4)
-    s2 = batch["modalities"]["sentinel2_l2a"]
-    assert s2["data"].shape == (b, 4, 4, 16, 16) and s2["data"].dtype == torch.float32
-    assert s2["valid"].shape == (b, 4, 16, 16) and s2["valid"].dtype == torch.bool
-    assert s2["timestamps"].shape == (b, 4, 3) and s2["timestamps"].dtype == torch.long
-    assert not s2["valid"][:, 3].any()  # the fixture has 3 periods: the 4th is padding
-    assert s2["bands"] == ["B02", "B03", "B04", "B08"]
-    assert batch["modalities"]["sentinel1"]["data"].shape == (b, 4, 2, 16, 16)
-    inputs = inputs_from_batch(batch)
+    assert len(batch.window) == b and batch.chip.shape == (b, 4)
+    s2 = batch.modalities["sentinel2_l2a"]
+    assert s2.data.shape == (b, 4, 4, 16, 16) and s2.data.dtype == torch.float32
+    assert s2.valid.shape == (b, 4, 16, 16) and s2.valid.dtype == torch.bool
+    assert s2.timestamps.shape == (b, 4, 3) and s2.timestamps.dtype == torch.long
+    assert not s2.valid[:, 3].any()  # the fixture has 3 periods: the 4th is padding
+    assert s2.bands == ("B02", "B03", "B04", "B08")
+    assert batch.modalities["sentinel1"].data.shape == (b, 4, 2, 16, 16)
+    inputs = to_model_inputs(batch)
     assert inputs["sentinel2_l2a"].bands == ("B02", "B03", "B04", "B08")
-    target, valid = batch.get("target"), batch.get("target_valid")
+    target, valid = batch.target, batch.target_valid
     if task == "classification":
         assert target.shape == (b,) and target.dtype == torch.long and valid.dtype == torch.bool
         assert set(target.tolist()) <= {0, 1}
@@ -124,14 +118,14 @@ def test_batch_matches_contract(labelled, task):
     elif task == "regression":
         assert target.shape == (b,) and target.dtype == torch.float32 and valid.all()
     elif task == "detection":
-        assert "target" not in batch and len(batch["boxes"]) == b
-        for boxes, labels in zip(batch["boxes"], batch["box_labels"]):
+        assert batch.target is None and len(batch.boxes) == b
+        for boxes, labels in zip(batch.boxes, batch.box_labels):
             assert boxes.ndim == 2 and boxes.shape[1] == 4 and boxes.dtype == torch.float32
             assert labels.dtype == torch.long and labels.shape == (boxes.shape[0],)
             assert ((boxes >= 0) & (boxes <= 16)).all()
             assert torch.equal(boxes[:, :2], boxes[:, 2:])  # points are zero-size boxes
     else:
-        assert "target" not in batch and "boxes" not in batch
+        assert batch.target is None and batch.boxes is None
 
 
 def test_augmented_targets_stay_aligned_with_inputs(labelled):
@@ -143,22 +137,22 @@ def test_augmented_targets_stay_aligned_with_inputs(labelled):
         for epoch in range(2):
             loader.sampler.set_epoch(epoch)
             for batch in loader:
-                s2 = batch["modalities"]["sentinel2_l2a"]
-                b04, ok = s2["data"][:, 0, B04], s2["valid"][:, 0]  # [B, h, w]
+                s2 = batch.modalities["sentinel2_l2a"]
+                b04, ok = s2.data[:, 0, B04], s2.valid[:, 0]  # [B, h, w]
                 if task == "segmentation":
                     thr = normalize(
                         np.full((1, 4, 1, 1), THRESHOLD, np.float32), "sentinel2_l2a", BANDS
                     )
                     bright = b04 > float(thr[0, B04, 0, 0])
-                    assert torch.equal(batch["target"] >= 0, ok)
-                    assert torch.equal((batch["target"] == 1)[ok], bright[ok])
+                    assert torch.equal(batch.target >= 0, ok)
+                    assert torch.equal((batch.target == 1)[ok], bright[ok])
                 else:
-                    raw = np.asarray(batch["target"])[:, None, None]  # [B, 1, 1, h, w]
+                    raw = np.asarray(batch.target)[:, None, None]  # [B, 1, 1, h, w]
                     raw = np.repeat(raw, 4, axis=2)
                     expect = torch.from_numpy(
                         normalize(raw.astype(np.float32), "sentinel2_l2a", BANDS)
                     )[:, 0, B04]
-                    assert torch.equal(batch["target_valid"], ok)
+                    assert torch.equal(batch.target_valid, ok)
                     torch.testing.assert_close(expect[ok], b04[ok])
 
 
@@ -167,9 +161,9 @@ def test_augmented_targets_stay_aligned_with_inputs(labelled):
 def test_boxes_follow_the_pixels(flip, k):
     img = np.zeros((12, 12), np.uint8)
     img[2:5, 7:11] = 1  # rows 2-4, cols 7-10 -> box (7, 2, 11, 5)
-    out = _augment_array(img, flip, k)
+    out = augment_array(img, flip, k)
     rows, cols = np.nonzero(out)
-    box = _augment_boxes(np.array([[7, 2, 11, 5]], np.float32), 12, flip, k)[0]
+    box = augment_boxes(np.array([[7, 2, 11, 5]], np.float32), 12, flip, k)[0]
     np.testing.assert_array_equal(box, [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1])
 
 
@@ -180,10 +174,10 @@ def test_detection_drops_boxes_whose_centre_leaves_the_chip(labelled):
     found = {w.name: [] for w in windows}
     for i in range(len(ds)):
         item = ds[i]
-        r0, c0 = item["chip"][:2].tolist()
-        for box in item["boxes"].tolist():
+        r0, c0 = item.chip[:2].tolist()
+        for box in item.boxes.tolist():
             assert 0 <= box[0] < 16 and 0 <= box[1] < 16
-            found[item["window"]].append((box[0] + c0, box[1] + r0))
+            found[item.window].append((box[0] + c0, box[1] + r0))
     for w in windows:  # each point exactly once over the window's tiles, at its position
         assert len(found[w.name]) == 2
         np.testing.assert_allclose(sorted(found[w.name]), [(3.5, 4.5), (20.25, 15.75)], atol=1e-3)
@@ -200,11 +194,11 @@ def test_eval_chips_cover_each_window_exactly_once(labelled):
     windows = labelled.windows()
     ds = FinetuneDataset(labelled, windows, cfg, "eval")
     assert tile_starts(32, 12) == [0, 12, 20] and tile_starts(24, 12) == [0, 12]
-    batches = list(torch.utils.data.DataLoader(ds, batch_size=5, collate_fn=collate_finetune))
+    batches = list(torch.utils.data.DataLoader(ds, batch_size=5, collate_fn=collate))
     scored = {w.name: np.zeros((w.height, w.width), int) for w in windows}
     covered = {w.name: np.zeros((w.height, w.width), bool) for w in windows}
     for batch in batches:
-        for name, chip, valid in zip(batch["window"], batch["chip"], batch["target_valid"]):
+        for name, chip, valid in zip(batch.window, batch.chip, batch.target_valid):
             r0, c0, r1, c1 = chip.tolist()
             assert r1 - r0 == 12 and c1 - c0 == 12
             scored[name][r0:r1, c0:c1] += valid.numpy()
@@ -226,13 +220,11 @@ def test_train_loader_resumes_exactly(labelled):
     rest = list(resumed)
     assert len(rest) == len(full) - 2
     for a, b in zip(full[2:], rest):
-        assert a["window"] == b["window"] and torch.equal(a["chip"], b["chip"])
-        assert torch.equal(a["target"], b["target"])
-        assert torch.equal(
-            a["modalities"]["sentinel2_l2a"]["data"], b["modalities"]["sentinel2_l2a"]["data"]
-        )
+        assert a.window == b.window and torch.equal(a.chip, b.chip)
+        assert torch.equal(a.target, b.target)
+        assert torch.equal(a.modalities["sentinel2_l2a"].data, b.modalities["sentinel2_l2a"].data)
     loader.sampler.set_epoch(2)
-    assert [x["chip"].tolist() for x in loader] != [x["chip"].tolist() for x in full]
+    assert [x.chip.tolist() for x in loader] != [x.chip.tolist() for x in full]
 
 
 def test_unknown_class_in_layer_is_a_clear_error(labelled):
@@ -295,11 +287,11 @@ def test_inputs_match_load_sample_and_periods_trim(labelled):
     assert sample.data.shape[0] == 3  # the fixture's three periods
     for i in range(len(ds)):
         item = ds[i]
-        r0, c0, r1, c1 = item["chip"].tolist()
-        s2 = item["modalities"]["sentinel2_l2a"]
-        np.testing.assert_array_equal(s2["data"].numpy(), sample.data[:2, :, r0:r1, c0:c1])
-        np.testing.assert_array_equal(s2["valid"].numpy(), sample.valid[:2, r0:r1, c0:c1])
-        np.testing.assert_array_equal(s2["timestamps"].numpy(), sample.timestamps[:2])
+        r0, c0, r1, c1 = item.chip.tolist()
+        s2 = item.modalities["sentinel2_l2a"]
+        np.testing.assert_array_equal(s2.data.numpy(), sample.data[:2, :, r0:r1, c0:c1])
+        np.testing.assert_array_equal(s2.valid.numpy(), sample.valid[:2, r0:r1, c0:c1])
+        np.testing.assert_array_equal(s2.timestamps.numpy(), sample.timestamps[:2])
 
 
 def test_band_subset_and_group_filter(labelled):
@@ -308,7 +300,7 @@ def test_band_subset_and_group_filter(labelled):
     )
     dm = ft.FinetuneDataModule(cfg)
     batch = next(iter(dm.train_dataloader()))
-    assert batch["modalities"]["sentinel2_l2a"]["bands"] == ["B04", "B08"]
+    assert batch.modalities["sentinel2_l2a"].bands == ("B04", "B08")
     assert dm.input_bands == {"sentinel2_l2a": ["B04", "B08"]}
     with pytest.raises(DataError, match="group nowhere"):
         ft.FinetuneDataModule(_config(labelled, "regression", group="nowhere")).setup()

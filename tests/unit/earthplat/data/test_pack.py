@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from earthplat.batch import timestamps_of
 from earthplat.data.dataset import Dataset
 from earthplat.data.layer import read_layer_arrays
 from earthplat.data.pack import PackedDataset, pack_dataset, pack_info
-from earthplat.data.sample import timestamps_of
 from earthplat.errors import DataError
 from tests.unit.earthplat.data.data import LAYERS, NO_S1, SHORT, build_dataset
 

@@ -9,19 +9,19 @@ import numpy as np
 import pytest
 import torch
 
+from earthplat.batch import collate
 from earthplat.data.pack import PackedDataset, pack_dataset
 from earthplat.data.pretrain import (
     InstanceKey,
     InstanceShape,
-    PretrainConfigError,
     PretrainDataConfig,
     PretrainDataModule,
     PretrainDataset,
     PretrainSampler,
     PretrainSamplingConfig,
-    collate_instances,
     split_windows,
 )
+from earthplat.errors import EarthplatError, PretrainConfigError
 from earthplat.sensors import normalize
 from tests.unit.earthplat.data.data import build_dataset
 
@@ -45,12 +45,12 @@ def _draws(ds: PretrainDataset, epochs: int, batch_size: int = 2, seed: int = 0)
     return keys
 
 
-def _same_batch(a: dict, b: dict) -> bool:
-    if a["window"] != b["window"] or a["patch_size"] != b["patch_size"]:
+def _same_batch(a, b) -> bool:
+    if a.window != b.window or a.patch_size != b.patch_size:
         return False
     return all(
-        torch.equal(a["modalities"][m][k], b["modalities"][m][k])
-        for m in a["modalities"]
+        torch.equal(getattr(a.modalities[m], k), getattr(b.modalities[m], k))
+        for m in a.modalities
         for k in ("data", "valid", "timestamps")
     )
 
@@ -88,7 +88,7 @@ def test_draws_are_deterministic_per_seed(packed: Path):
     for key in a[:6]:
         ia, ib = ds_a[key], ds_b[key]
         for m in MODALITIES:
-            assert torch.equal(ia["modalities"][m]["data"], ib["modalities"][m]["data"])
+            assert torch.equal(ia.modalities[m].data, ib.modalities[m].data)
     other = _draws(
         PretrainDataset(packed, PretrainSamplingConfig(token_budget=100, seed=8)), epochs=3, seed=8
     )
@@ -113,9 +113,9 @@ def test_every_instance_respects_budget_patch_size_and_window(packed: Path, budg
     assert len({k.shape.patch_size for k in keys}) > 3
     for key in keys[::23]:  # read some: shapes are multiples of p
         item = ds[key]
-        p = item["patch_size"]
-        for m, d in item["modalities"].items():
-            t, _, h, w = d["data"].shape
+        p = item.patch_size
+        for m, d in item.modalities.items():
+            t, _, h, w = d.data.shape
             assert (
                 h % p == 0
                 and w % p == 0
@@ -138,15 +138,15 @@ def test_values_normalised_finite_and_masks_carried(packed: Path):
     for key in _draws(ds, epochs=3, batch_size=4):
         item = ds[key]
         s = key.shape
-        for d in item["modalities"].values():
-            assert d["data"].dtype == torch.float32 and torch.isfinite(d["data"]).all()
-            assert d["valid"].dtype == torch.bool
-            assert torch.all(d["data"][~d["valid"][:, None].expand_as(d["data"])] == 0)
-            seen_invalid |= bool((~d["valid"]).any())
+        for d in item.modalities.values():
+            assert d.data.dtype == torch.float32 and torch.isfinite(d.data).all()
+            assert d.valid.dtype == torch.bool
+            assert torch.all(d.data[~d.valid[:, None].expand_as(d.data)] == 0)
+            seen_invalid |= bool((~d.valid).any())
         # the instance is a crop of the packed window, normalised: some placement reproduces it
-        raw = pd[item["index"]]["modalities"]["sentinel2_l2a"]
-        got = item["modalities"]["sentinel2_l2a"]
-        valid = got["valid"].numpy()
+        raw = pd[item.index]["modalities"]["sentinel2_l2a"]
+        got = item.modalities["sentinel2_l2a"]
+        valid = got.valid.numpy()
         found = False
         for t0 in range(raw["data"].shape[0] - s.num_periods + 1):
             for r0 in range(raw["data"].shape[2] - s.crop_h + 1):
@@ -158,12 +158,12 @@ def test_values_normalised_finite_and_masks_carried(packed: Path):
                     )
                     if not (
                         np.array_equal(raw["valid"][ts, rs, cs], valid)
-                        and np.array_equal(raw["timestamps"][ts], got["timestamps"])
+                        and np.array_equal(raw["timestamps"][ts], got.timestamps)
                     ):
                         continue
                     crop = raw["data"][ts, :, rs, cs].astype(np.float32)
                     want = normalize(crop, "sentinel2_l2a", tuple(raw["bands"]))
-                    found |= np.allclose(np.where(valid[:, None], want, 0), got["data"], rtol=1e-6)
+                    found |= np.allclose(np.where(valid[:, None], want, 0), got.data, rtol=1e-6)
         assert found
     assert seen_invalid  # the fixture's nodata block and missing March period came through
 
@@ -188,9 +188,9 @@ def test_batches_do_not_depend_on_worker_count(packed: Path):
     assert len(serial) == len(parallel) > 0
     assert all(_same_batch(a, b) for a, b in zip(serial, parallel))
     for batch in serial:
-        s2 = batch["modalities"]["sentinel2_l2a"]
-        assert s2["data"].ndim == 5 and s2["valid"].shape == s2["data"][:, :, 0].shape
-        assert s2["timestamps"].shape[-1] == 3 and isinstance(batch["patch_size"], int)
+        s2 = batch.modalities["sentinel2_l2a"]
+        assert s2.data.ndim == 5 and s2.valid.shape == s2.data[:, :, 0].shape
+        assert s2.timestamps.shape[-1] == 3 and isinstance(batch.patch_size, int)
 
 
 def test_train_loader_resumes_exactly(packed: Path):
@@ -235,9 +235,9 @@ def test_collate_refuses_mixed_shapes(packed: Path):
     ds = PretrainDataset(packed, PretrainSamplingConfig())
     a = ds[InstanceKey(0, 0, InstanceShape(2, 2, 2, 1))]
     b = ds[InstanceKey(1, 0, InstanceShape(4, 1, 1, 1))]
-    assert collate_instances([a, a])["modalities"]["sentinel1"]["data"].shape[0] == 2
-    with pytest.raises(PretrainConfigError, match="PretrainSampler"):
-        collate_instances([a, b])
+    assert collate([a, a]).modalities["sentinel1"].data.shape[0] == 2
+    with pytest.raises(EarthplatError, match="PretrainSampler"):
+        collate([a, b])
 
 
 def test_lightning_consumes_the_module(packed: Path, tmp_path: Path):
@@ -249,11 +249,11 @@ def test_lightning_consumes_the_module(packed: Path, tmp_path: Path):
             self.w = torch.nn.Parameter(torch.zeros(()))
 
         def training_step(self, batch, batch_idx):
-            x = batch["modalities"]["sentinel2_l2a"]["data"]
+            x = batch.modalities["sentinel2_l2a"].data
             return (x.mean() - self.w) ** 2
 
         def validation_step(self, batch, batch_idx):
-            self.log("v", batch["modalities"]["sentinel1"]["data"].mean(), batch_size=2)
+            self.log("v", batch.modalities["sentinel1"].data.mean(), batch_size=2)
 
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.1)

@@ -4,9 +4,9 @@ matches its task (the configs run in tests/integration/test_evaluate.py)."""
 import pytest
 import yaml
 
+from earthplat.configs import config_path
 from earthplat.errors import DataError
 from earthplat.eval.benchmarks import BENCHMARKS, get_benchmark
-from earthplat.eval.finetune import CONFIG_DIR
 
 TASK_CLASS = {
     "classification": "earthplat.train.tasks.ClassificationTask",
@@ -22,7 +22,7 @@ def test_benchmark_is_complete(name):
     assert len({c["value"] for c in classes}) == len(classes)
     assert all(c["color"].startswith("#") and len(c["color"]) == 7 for c in classes)
     assert set(b.fractions) == {"train", "val", "test"} and all(b.fractions.values())
-    cfg = yaml.safe_load((CONFIG_DIR / f"{b.finetune_config}.yaml").read_text())
+    cfg = yaml.safe_load(config_path("eval", b.finetune_config).read_text())
     assert cfg["model"]["class_path"] == TASK_CLASS[b.task]
     data = cfg["data"]["init_args"]["config"]
     assert data["task"] == b.task

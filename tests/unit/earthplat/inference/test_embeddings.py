@@ -50,7 +50,7 @@ class PatchMean(nn.Module):
 
 @pytest.fixture(scope="module")
 def floods(shared_data, tmp_path_factory):
-    from earthplat.data.recipes import sen1floods11_water
+    from earthplat.eval.recipes import sen1floods11_water
 
     out = tmp_path_factory.mktemp("emb") / "ds"
     ds, windows, _ = sen1floods11_water(shared_data / "real" / "sen1floods11_spain", out, size=64)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from earthplat.inference import predict
-from earthplat.inference.engine import TASK_OUTPUTS
+from earthplat.tasks import TASKS
 from tests.unit.earthplat.inference.models import CHIP_BBOX, S2_CHIP, S2_DATE, pico_model, real
 
 EXPECTED = {  # task -> (bands, dtype, output pixel size in input pixels)
@@ -22,7 +22,7 @@ EXPECTED = {  # task -> (bands, dtype, output pixel size in input pixels)
 }
 
 
-@pytest.mark.parametrize("task", sorted(TASK_OUTPUTS))
+@pytest.mark.parametrize("task", sorted(TASKS))
 def test_each_task_predicts_the_chip(task: str, shared_data, tmp_path) -> None:
     torch.set_num_threads(1)
     path = real(shared_data, S2_CHIP)

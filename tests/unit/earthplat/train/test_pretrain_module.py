@@ -1,5 +1,6 @@
 import torch
 
+from earthplat.batch import Batch
 from earthplat.nn.encoder import EncoderConfig
 from earthplat.nn.export import export_encoder, load_encoder
 from earthplat.train.pretrain import LatentMIMModule
@@ -8,14 +9,12 @@ from tests.unit.earthplat.nn.data import make_inputs
 
 def _batch(b=4, t=3, size=16, seed=0):
     inputs = make_inputs(b=b, t=t, size=size, seed=seed)
-    return {
-        "index": torch.arange(b),
-        "patch_size": 4,
-        "modalities": {
-            k: {"data": v.data, "valid": v.valid, "timestamps": v.timestamps, "bands": None}
-            for k, v in inputs.items()
-        },
-    }
+    return Batch(
+        modalities=inputs,
+        window=[f"w{i}" for i in range(b)],
+        index=torch.arange(b),
+        patch_size=4,
+    )
 
 
 def test_only_online_parameters_receive_gradients():

@@ -1,11 +1,14 @@
-"""Task LightningModules on tiny Contract A batches: every registered task computes a finite
-loss with gradients, ignores invalid targets, reports its metrics, predicts; the backbone
-freeze schedule; CenterNet targets. Training on real windows: tests/integration."""
+"""Task LightningModules on tiny batches (``earthplat.batch.Batch``): every registered task
+computes a finite loss with gradients, ignores invalid targets, reports its metrics, predicts;
+the backbone freeze schedule; CenterNet targets. Training on real windows: tests/integration."""
+
+import dataclasses
 
 import lightning as L
 import pytest
 import torch
 
+from earthplat.batch import Batch, ModalityInput
 from earthplat.errors import EarthplatError
 from earthplat.nn.task_model import load_task_model
 from earthplat.train.tasks import TASK_MODULES, get_task_module
@@ -25,36 +28,36 @@ METRICS = {
 }
 
 
-def make_batch(task: str, b: int = 4, size: int = 16, seed: int = 0) -> dict:
+def make_batch(task: str, b: int = 4, size: int = 16, seed: int = 0) -> Batch:
     g = torch.Generator().manual_seed(seed)
     inputs = make_inputs(b=b, t=1, size=size, seed=seed, modalities=(S2,), missing=False)
-    batch = {
-        "window": [f"w{i}" for i in range(b)],
-        "chip": torch.tensor([[0, 0, size, size]] * b),
-        "modalities": {
-            k: {"data": v.data, "valid": v.valid, "timestamps": v.timestamps, "bands": S2_BANDS}
+    batch = Batch(
+        window=[f"w{i}" for i in range(b)],
+        chip=torch.tensor([[0, 0, size, size]] * b),
+        modalities={
+            k: ModalityInput(v.data, v.valid, v.timestamps, tuple(S2_BANDS))
             for k, v in inputs.items()
         },
-    }
+    )
     if task == "classification":
-        batch["target"] = torch.randint(0, K, (b,), generator=g)
-        batch["target_valid"] = torch.ones(b, dtype=torch.bool)
+        batch.target = torch.randint(0, K, (b,), generator=g)
+        batch.target_valid = torch.ones(b, dtype=torch.bool)
     elif task == "multilabel":
-        batch["target"] = torch.randint(0, 2, (b, K), generator=g).float()
-        batch["target_valid"] = torch.ones(b, dtype=torch.bool)
+        batch.target = torch.randint(0, 2, (b, K), generator=g).float()
+        batch.target_valid = torch.ones(b, dtype=torch.bool)
     elif task == "segmentation":
         t = torch.randint(0, K, (b, size, size), generator=g)
         t[:, :2] = -1
-        batch["target"], batch["target_valid"] = t, t >= 0
+        batch.target, batch.target_valid = t, t >= 0
     elif task == "pixel_regression":
-        batch["target"] = torch.randn(b, size, size, generator=g)
-        batch["target_valid"] = torch.rand(b, size, size, generator=g) > 0.2
+        batch.target = torch.randn(b, size, size, generator=g)
+        batch.target_valid = torch.rand(b, size, size, generator=g) > 0.2
     elif task == "regression":
-        batch["target"] = torch.randn(b, generator=g)
-        batch["target_valid"] = torch.ones(b, dtype=torch.bool)
+        batch.target = torch.randn(b, generator=g)
+        batch.target_valid = torch.ones(b, dtype=torch.bool)
     elif task == "detection":
-        batch["boxes"] = [torch.tensor([[2.0, 3.0, 9.0, 8.0], [12.0, 12.0, 12.0, 12.0]])] * b
-        batch["box_labels"] = [torch.tensor([0, 2])] * b
+        batch.boxes = [torch.tensor([[2.0, 3.0, 9.0, 8.0], [12.0, 12.0, 12.0, 12.0]])] * b
+        batch.box_labels = [torch.tensor([0, 2])] * b
     return batch
 
 
@@ -104,18 +107,18 @@ def test_invalid_targets_do_not_change_the_loss(task):
     batch = make_batch(task)
     with torch.no_grad():
         out = module(batch)
-    valid = batch["target_valid"].clone()
+    valid = batch.target_valid.clone()
     valid[0] = False
-    batch["target_valid"] = valid
+    batch.target_valid = valid
     before = module.compute_loss(out, batch)
-    noisy = dict(batch)  # change only the invalid sample's target
-    noisy["target"] = batch["target"].clone()
+    noisy = dataclasses.replace(batch)  # change only the invalid sample's target
+    noisy.target = batch.target.clone()
     if task == "regression":
-        noisy["target"][0] = 1e6
+        noisy.target[0] = 1e6
     elif task == "multilabel":
-        noisy["target"][0] = 1 - noisy["target"][0]
+        noisy.target[0] = 1 - noisy.target[0]
     else:
-        noisy["target"][0] = (noisy["target"][0] + 1) % K
+        noisy.target[0] = (noisy.target[0] + 1) % K
     torch.testing.assert_close(module.compute_loss(out, noisy), before)
 
 
@@ -227,9 +230,9 @@ def test_lightning_checkpoint_reloads_without_lightning_objects(tmp_path):
     module.eval()
     with torch.no_grad():
         expected = module(batch)
-        from earthplat.data.finetune import inputs_from_batch
+        from earthplat.batch import to_model_inputs
 
-        got = load_task_model(tmp_path / "m.ckpt")(inputs_from_batch(batch))
+        got = load_task_model(tmp_path / "m.ckpt")(to_model_inputs(batch))
         torch.testing.assert_close(got, expected, rtol=0, atol=0)
         again = get_task_module("segmentation").load_from_checkpoint(tmp_path / "m.ckpt")
         torch.testing.assert_close(again.eval()(batch), expected, rtol=0, atol=0)

@@ -1,4 +1,5 @@
-"""Job tables: a job row per unit of background work, and its log lines.
+"""Job tables: a job row per unit of background work, and its log lines (the platform's queue,
+``api.jobs``, and the labelling domain, e.g. project deletion, both read them).
 
 A job is ``queued`` until a worker claims it (``running``, with a lease it keeps extending by
 heartbeats), then ``succeeded``, ``failed`` or ``cancelled``. A worker that dies stops
@@ -11,14 +12,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 import labeling.models  # noqa: F401 - the projects and users tables jobs refer to
-from api.database import Base, UTCDateTime, utcnow
-
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+from labeling.db import Base, JSONType, UTCDateTime, utcnow
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = ("succeeded", "failed", "cancelled")
