@@ -34,9 +34,12 @@ class OptimizerConfig:
     eps: float = 1e-8
     """Adam denominator epsilon."""
     fused: bool | None = None
-    """Use the fused CUDA kernel; ``None`` picks it when every parameter is on a CUDA device and
-    the caller allows it (Lightning refuses gradient clipping with fused optimizers under mixed
-    precision, so the core then falls back to the multi-tensor ``foreach`` kernel)."""
+    """Use the fused kernel (one pass per parameter for the whole update); ``None`` picks it
+    when the caller allows it and every parameter is on a CUDA device, or is a plain
+    (unsharded) tensor on the CPU, where the per-parameter loop of the default implementation
+    costs more than the update itself at small and medium sizes. Lightning refuses gradient
+    clipping with fused optimizers under mixed precision, so the core then falls back to the
+    default implementation."""
 
     def __post_init__(self) -> None:
         if self.lr <= 0:
@@ -53,8 +56,15 @@ class OptimizerConfig:
         params = [p for g in groups for p in g["params"]]
         fused = self.fused
         if fused is None:
-            fused = allow_fused and bool(params) and all(p.device.type == "cuda" for p in params)
+            fused = allow_fused and bool(params) and all(_fusable(p) for p in params)
         return torch.optim.AdamW(groups, lr=self.lr, betas=self.betas, eps=self.eps, fused=fused)
+
+
+def _fusable(param: torch.Tensor) -> bool:
+    if param.device.type == "cuda":
+        return True
+    # CPU: plain tensors only (sharded DTensors keep the default, well-trodden path)
+    return param.device.type == "cpu" and not hasattr(param, "to_local")
 
 
 def is_no_decay(module: nn.Module, param_name: str, param: torch.Tensor) -> bool:

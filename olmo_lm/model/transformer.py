@@ -18,6 +18,7 @@ from olmo_lm.model.blocks import build_block
 from olmo_lm.model.cache import ModelCache
 from olmo_lm.model.config import TransformerConfig
 from olmo_lm.model.layers.gated_deltanet import GatedDeltaNet
+from olmo_lm.model.layers.lm_loss import fused_lm_head_loss, lm_losses
 from olmo_lm.model.layers.moe import GroupedExperts, Router, RouterStats
 from olmo_lm.model.layers.norm import RMSNorm
 from olmo_lm.model.layers.rotary import RotaryEmbedding
@@ -45,10 +46,17 @@ class ForwardContext:
 
 @dataclass
 class ModelOutput:
-    logits: torch.Tensor
-    """``[B, T, V]``."""
+    logits: torch.Tensor | None
+    """``[B, T, V]``; ``None`` when the forward was given ``labels`` (the loss is computed
+    without materialising the logits)."""
     router_stats: list[RouterStats]
     """One entry per MoE layer (empty for dense models)."""
+    loss: torch.Tensor | None = None
+    """With ``labels``: ``ce_loss + z_loss_weight * z_loss`` (the differentiable one)."""
+    ce_loss: torch.Tensor | None = None
+    """With ``labels``: mean next-token cross-entropy (detached, for the log)."""
+    z_loss: torch.Tensor | None = None
+    """With ``labels``: ``mean(logsumexp(logits)^2)`` (detached, for the log)."""
 
 
 def trunc_normal_(tensor: torch.Tensor, std: float, bound: float) -> torch.Tensor:
@@ -154,15 +162,19 @@ class Transformer(nn.Module):
         attention_mask: torch.Tensor | None = None,
         cache: ModelCache | None = None,
         return_output: bool = False,
+        labels: torch.Tensor | None = None,
+        z_loss_weight: float = 0.0,
     ) -> torch.Tensor | ModelOutput:
         """Logits ``[B, T, V]`` for ``input_ids [B, T]``.
 
         ``attention_mask [B, T]`` (1 = token, 0 = padding) marks left padding; ``cache``
         continues from (and updates) a decoding state; ``return_output`` also returns the MoE
-        layers' router statistics for the training loss.
+        layers' router statistics for the training loss. ``labels [B, T]`` (the next token of
+        each position) returns a ``ModelOutput`` with the cross-entropy and z-loss instead of
+        the logits (see ``layers.lm_loss``).
         """
         ctx = self._context(input_ids, attention_mask, cache)
-        ctx.collect_router_stats = return_output
+        ctx.collect_router_stats = return_output or labels is not None
         x = self.embed(input_ids)  # [B, T, C]
         recompute = self.activation_checkpointing and torch.is_grad_enabled()
         for block in self.blocks:
@@ -170,10 +182,25 @@ class Transformer(nn.Module):
                 x = torch.utils.checkpoint.checkpoint(block, x, ctx, use_reentrant=False)
             else:
                 x = block(x, ctx)
-        logits = self.lm_head(self.norm(x))  # [B, T, V]
+        h = self.norm(x)  # [B, T, C]
+        if labels is not None:
+            loss, ce, z = self._loss(h.flatten(0, 1), labels.flatten(), z_loss_weight)
+            return ModelOutput(None, ctx.router_stats, loss, ce, z)
+        logits = self.lm_head(h)  # [B, T, V]
         if return_output:
             return ModelOutput(logits, ctx.router_stats)
         return logits
+
+    def _loss(
+        self, h: torch.Tensor, labels: torch.Tensor, z_weight: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        weight = self.lm_head.weight
+        if hasattr(weight, "to_local") or torch.is_autocast_enabled(h.device.type):
+            # a tensor-parallel head (its plan runs through the module call) or autocast:
+            # the plain formula on materialised logits
+            ce, z = lm_losses(self.lm_head(h), labels)
+            return ce + z_weight * z, ce.detach(), z.detach()
+        return fused_lm_head_loss(h, weight, labels, z_weight)
 
     def new_cache(self, capacity: int | None = None) -> ModelCache:
         """An empty decoding state for up to ``capacity`` columns (default ``max_seq_len``)."""

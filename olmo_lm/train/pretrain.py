@@ -26,6 +26,9 @@ from earthplat.traincore.errors import TrainCoreConfigError
 from earthplat.traincore.module import TrainCoreModule, coerce_config, plain_hparams
 from earthplat.traincore.optim import OptimizerConfig, SchedulerConfig
 from olmo_lm.model.config import TransformerConfig
+from olmo_lm.model.layers.lm_loss import lm_losses
+
+__all__ = ["CausalLMModule", "LMLossConfig", "lm_losses"]
 
 
 @dataclass
@@ -38,15 +41,6 @@ class LMLossConfig:
     def __post_init__(self) -> None:
         if self.z_loss_weight < 0:
             raise TrainCoreConfigError("loss.z_loss_weight must be >= 0")
-
-
-def lm_losses(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(cross-entropy, z-loss) of ``logits [N, V]`` against ``targets [N]``, in float32, from
-    one logsumexp."""
-    logits = logits.float()
-    lse = torch.logsumexp(logits, dim=-1)  # [N]
-    ce = (lse - logits.gather(-1, targets[:, None]).squeeze(-1)).mean()
-    return ce, lse.square().mean()
 
 
 class CausalLMModule(TrainCoreModule):
@@ -165,10 +159,9 @@ class CausalLMModule(TrainCoreModule):
     def loss_terms(self, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(training loss, its terms and the expert loads by log name) of ``batch``."""
         inputs, targets = batch[:, :-1], batch[:, 1:]
-        out = self.model(inputs, return_output=True)
-        ce, z = lm_losses(out.logits.flatten(0, 1), targets.flatten())
-        loss = ce + self.loss_config.z_loss_weight * z
-        logs = {"train/ce_loss": ce, "train/z_loss": z}
+        out = self.model(inputs, labels=targets, z_loss_weight=self.loss_config.z_loss_weight)
+        loss = out.loss
+        logs = {"train/ce_loss": out.ce_loss, "train/z_loss": out.z_loss}
         if out.router_stats:
             moe = self.model_config.moe
             lb = torch.stack([s.lb_loss for s in out.router_stats]).mean()
@@ -188,6 +181,6 @@ class CausalLMModule(TrainCoreModule):
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         inputs, targets = batch[:, :-1], batch[:, 1:]
-        ce, _ = lm_losses(self.model(inputs).flatten(0, 1), targets.flatten())
+        ce = self.model(inputs, labels=targets).ce_loss
         self.log("val/loss", ce, prog_bar=True, sync_dist=True)
         self.log("val/bits_per_byte", ce / math.log(2), sync_dist=True)

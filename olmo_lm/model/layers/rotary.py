@@ -136,10 +136,35 @@ class RotaryEmbedding(nn.Module):
         return angles.cos() * self.attention_scaling, angles.sin() * self.attention_scaling
 
 
+def _rotate(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    # x * cos + (x2, x1) * (-sin1, sin2): one full multiply and two half multiply-adds
+    half = x.shape[-1] // 2
+    out = x * cos
+    out[..., :half].addcmul_(x[..., half:], signed_sin[..., :half])
+    out[..., half:].addcmul_(x[..., :half], signed_sin[..., half:])
+    return out
+
+
+class _RotaryFunction(torch.autograd.Function):
+    """The rotation as one function: forward rotates by the angles, backward by their negatives
+    (a rotation's transpose), so nothing but cos/sin is kept for backward and no rotated copy,
+    negation or concatenation is built."""
+
+    @staticmethod
+    def forward(ctx, x, cos, signed_sin):
+        ctx.save_for_backward(cos, signed_sin)
+        return _rotate(x, cos, signed_sin)
+
+    @staticmethod
+    def backward(ctx, grad):
+        cos, signed_sin = ctx.saved_tensors
+        return _rotate(grad, cos, -signed_sin), None, None
+
+
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate ``x [B, H, T, D]`` by cos/sin ``[B, T, D]`` (computed in float32)."""
-    cos, sin = cos[:, None], sin[:, None]
-    xf = x.float()
-    x1, x2 = xf.chunk(2, dim=-1)
-    rotated = torch.cat((-x2, x1), dim=-1)
-    return (xf * cos + rotated * sin).to(x.dtype)
+    """Rotate ``x [B, H, T, D]`` by cos/sin ``[B, T, D]`` (computed in float32): with
+    ``x = (x1, x2)`` halves, ``(x1 cos - x2 sin, x2 cos + x1 sin)``."""
+    cos, sin = cos[:, None].float(), sin[:, None].float()  # [B, 1, T, D]
+    half = sin.shape[-1] // 2
+    signed_sin = torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
+    return _RotaryFunction.apply(x.float(), cos, signed_sin).to(x.dtype)
