@@ -2,7 +2,7 @@
 
 ``band_stats`` gives the numbers a sensor definition needs (mean and std for the OlmoEarth
 normalisation, value range and 2/98 percentiles for display) over every valid pixel of one or
-more files. ``sensor_yaml`` turns them into a sensor file (format: ``earthplat.sensor_file``).
+more files. ``sensor_yaml`` turns them into a sensor file (format: ``earthplat.sensors.file``).
 
 Which pixels are valid: not the file's nodata value, finite, and inside the file's mask when the
 file has a real one (an internal mask band, or an alpha band). A band flagged as alpha whose
@@ -213,7 +213,7 @@ def sensor_yaml(
     multitemporal: bool = True,
     description: str = "",
 ) -> str:
-    """A custom-sensor YAML file (see ``earthplat.sensor_file``) for bands with these statistics.
+    """A custom-sensor YAML file (see ``earthplat.sensors.file``) for bands with these statistics.
 
     Refuses what would store wrong data: a ``dtype`` that cannot hold the observed values, an
     integer ``dtype`` without ``nodata``, and a ``nodata`` inside a band's observed range (a
@@ -222,8 +222,8 @@ def sensor_yaml(
     """
     import yaml
 
-    from earthplat.sensor_file import parse_sensor
     from earthplat.sensors import STORAGE_DTYPES, dtype_range
+    from earthplat.sensors.file import parse_sensor
 
     if not stats:
         raise DataError("no band statistics given; compute them with band_stats(paths)")
@@ -276,7 +276,7 @@ def sensor_yaml(
         for s in stats
     )
     header = (
-        "# Custom sensor for earthplat (format: earthplat.sensor_file), written by sensor_yaml\n"
+        "# Custom sensor for earthplat (format: earthplat.sensors.file), written by sensor_yaml\n"
         "# from band_stats. mean/std normalise each band (mean +/- 2 std -> 0..1).\n"
         "# Observed values (useful for composites: ranges [p02, p98]):\n"
         f"{ranges}\n"

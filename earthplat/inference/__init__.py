@@ -19,6 +19,7 @@ _EXPORTS = {
     "predict_sources": "earthplat.inference.pipeline",
     "load_model": "earthplat.inference.pipeline",
     "predict_dataset": "earthplat.inference.dataset",
+    "mosaic_predictions": "earthplat.inference.mosaic",
     "embed_windows": "earthplat.inference.embeddings",
     "InferenceError": "earthplat.inference.errors",
 }

@@ -18,8 +18,10 @@ fine-tuned on Sentinel-1 + Sentinel-2 runs here as trained. Windows lacking a mo
 valid pixel are skipped and logged. Outputs go to ``DATA_DIR/jobs/ID/windows/NAME/prediction.*``
 (COG with legend, GeoJSON in WGS84, STAC Item) and are listed in the result's ``artifacts`` as
 ``NAME.tif``, ``NAME.geojson``, ... plus ``predictions.geojson`` with every window's features,
-downloadable at ``/api/v1/jobs/ID/artifacts/NAME``. A window finished by an earlier attempt is
-not predicted again.
+downloadable at ``/api/v1/jobs/ID/artifacts/NAME``. An AOI run (``bbox``) also writes one
+mosaic over the AOI (``mosaic.tif``: overviews, legend, nodata outside the windows; and its
+STAC Item ``mosaic.item.json``), via ``earthplat.inference.mosaic_predictions``. A window
+finished by an earlier attempt is not predicted again.
 """
 
 from __future__ import annotations
@@ -101,10 +103,20 @@ def run(ctx: JobContext) -> dict[str, Any]:
                     f.setdefault("properties", {})["window"] = name
                     features.append(f)
         ctx.log(f"window {name}: {', '.join(sorted(files))}")
+    merged = None
     if features:
         merged = out_dir / "predictions.geojson"
         merged.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
         artifacts[merged.name] = str(merged)
+    cogs = [out_dir / f["cog"] for f in index["windows"].values() if "cog" in f]
+    if params.bbox is not None and cogs:  # an AOI run: one mosaic over the AOI as well
+        from earthplat.inference import mosaic_predictions
+
+        ctx.progress(0.95, f"mosaicking {len(cogs)} windows")
+        written = mosaic_predictions(cogs, out_dir / "mosaic.tif", features=merged)
+        for path in written.values():
+            artifacts[path.name] = str(path)
+        ctx.log(f"mosaic of {len(cogs)} windows: {', '.join(p.name for p in written.values())}")
     return {
         "windows": list(index["windows"]),
         "skipped": index["skipped"],

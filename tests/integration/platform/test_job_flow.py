@@ -6,6 +6,7 @@ The helpers here (``upload_chip``, ``materialize``) are shared with ``test_tiles
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import tarfile
 from contextlib import contextmanager
@@ -83,6 +84,10 @@ def materialize(client, project_id: int, window_ids=None, names=NAMES) -> dict:
         state.settings, once=True, session_factory=state.session_factory, install_signals=False
     )
     return client.get(f"/api/v1/jobs/{r.json()['id']}", headers=ADMIN).json()
+
+
+def windows_of(client, project_id: int) -> list[dict]:
+    return client.get(f"/api/v1/projects/{project_id}/windows?limit=10000", headers=ADMIN).json()
 
 
 def windows_with_data(client, project_id: int, shared_data: Path, n: int, size: int = 64):
@@ -265,14 +270,14 @@ def _label_polygons(ds_root: str, window_name: str, limit: int = 12) -> list[dic
     return [(g, v) for _, g, v in sorted(polys, key=lambda p: -p[0])[:limit]]
 
 
-def annotated_project(client, shared_data, n: int = 6):
-    """A segmentation project with ``n`` materialised windows whose real hand labels are
-    annotations, submitted and accepted. Returns (project id, windows)."""
+def annotated_project(client, shared_data, n: int = 6, names=NAMES):
+    """A segmentation project with ``n`` materialised windows (layers ``names``) whose real hand
+    labels are annotations, submitted and accepted. Returns (project id, windows)."""
     pid = make_project(client)["id"]
     _, chosen = windows_with_data(client, pid, shared_data, n)
     ids = [w["id"] for w in chosen]
-    upload_chip(client, pid, shared_data)
-    assert materialize(client, pid, ids)["status"] == "succeeded"
+    upload_chip(client, pid, shared_data, names)
+    assert materialize(client, pid, ids, names)["status"] == "succeeded"
     root = client.get(f"/api/v1/projects/{pid}/datasets", headers=ADMIN).json()[0]["path"]
     for w in chosen:
         for geom, value in _label_polygons(root, w["name"]):
@@ -313,13 +318,14 @@ def tiny_finetune(max_steps: int = 4, every: int = 2) -> dict:
 
 @pytest.mark.slow
 def test_finetune_job_registers_a_model_then_inference_cog_downloads(big_client, shared_data):
-    """Accepted annotations (real hand labels) -> finetune job (tiny model, few steps) ->
-    registered model with metrics -> inference over a window -> COG + GeoJSON downloads."""
+    """Accepted annotations (real hand labels) -> finetune job with the default layers (all of
+    them: S2 + S1; tiny model, few steps) -> registered model with metrics -> inference over
+    windows, over an AOI (with its mosaic) and synchronously -> valid COG downloads."""
     pytest.importorskip("lightning")
     import rasterio
 
     client = big_client
-    pid, chosen = annotated_project(client, shared_data)
+    pid, chosen = annotated_project(client, shared_data, names=("s2", "s1", "label"))
     ids = [w["id"] for w in chosen]
     overrides = tiny_finetune()
     # validate every 2 steps and register the best checkpoint by validation loss
@@ -348,6 +354,12 @@ def test_finetune_job_registers_a_model_then_inference_cog_downloads(big_client,
         a["name"] for a in client.get(f"/api/v1/jobs/{job['id']}/artifacts", headers=ADMIN).json()
     ]
     assert {"metrics.json", "task.json", "model.safetensors"} <= set(names)
+    task_json = next(
+        a for a in client.get(f"/api/v1/jobs/{job['id']}/artifacts", headers=ADMIN).json()
+        if a["name"] == "task.json"
+    )  # fmt: skip
+    spec = client.get(task_json["url"], headers=ADMIN).json()
+    assert set(spec["spec"]["inputs"]) == {"sentinel2_l1c", "sentinel1"}  # trained on both
     logs = [x["line"] for x in client.get(f"/api/v1/jobs/{job['id']}/logs", headers=ADMIN).json()]
     assert any(line.startswith("training step") for line in logs) or job["progress"] == 1.0
 
@@ -379,6 +391,49 @@ def test_finetune_job_registers_a_model_then_inference_cog_downloads(big_client,
         assert src.overviews(1) is not None
     fc = client.get(arts["predictions.geojson"]["url"], headers=ADMIN).json()
     assert fc["type"] == "FeatureCollection"
+
+    # inference over an AOI: the windows meeting it, plus one mosaic COG over them
+    from shapely.geometry import shape
+    from shapely.ops import unary_union
+
+    aoi = unary_union([shape(w["geometry"]) for w in chosen[:3]]).bounds
+    r = client.post(
+        f"/api/v1/projects/{pid}/predictions",
+        json={"model_id": model["id"], "bbox": list(aoi)},
+        headers=ADMIN,
+    )
+    assert r.status_code == 201, r.text
+    run_worker(
+        state.settings, once=True, session_factory=state.session_factory, install_signals=False
+    )
+    aoi_job = client.get(f"/api/v1/jobs/{r.json()['id']}", headers=ADMIN).json()
+    assert aoi_job["status"] == "succeeded", aoi_job["message"]
+    arts = {
+        a["name"]: a
+        for a in client.get(f"/api/v1/jobs/{aoi_job['id']}/artifacts", headers=ADMIN).json()
+    }
+    assert {"mosaic.tif", "mosaic.item.json", "predictions.geojson"} <= set(arts)
+    raw = client.get(arts["mosaic.tif"]["url"], headers=ADMIN)
+    predicted = set(aoi_job["result"]["windows"])
+    footprints = [shape(w["geometry"]) for w in windows_of(client, pid) if w["name"] in predicted]
+    with rasterio.MemoryFile(raw.content) as mem, mem.open() as src:
+        assert src.overviews(1) and json.loads(src.tags()["CLASSES"])[1]["label"] == "water"
+        values = src.read(1)
+        covered = values != src.nodata
+        assert set(np.unique(values[covered]).tolist()) <= {0, 1}
+        assert int(src.tags()["MOSAIC_OF"]) == len(predicted) >= 3
+        # predictions exactly where the predicted windows lie, nodata elsewhere
+        from rasterio.features import rasterize
+        from rasterio.warp import transform_geom
+
+        inside = rasterize(
+            [transform_geom("EPSG:4326", src.crs, f.__geo_interface__) for f in footprints],
+            out_shape=values.shape,
+            transform=src.transform,
+        ).astype(bool)
+        assert (covered == inside).mean() > 0.99 and covered.any()
+    item = client.get(arts["mosaic.item.json"]["url"], headers=ADMIN).json()
+    assert item["properties"]["earthplat:windows"] >= 3 and "mosaic" in item["assets"]
 
     # "predict this window now": 202 while no worker runs, 200 with the outputs once one does
     url = f"/api/v1/windows/{ids[2]}/predict"

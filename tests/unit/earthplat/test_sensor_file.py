@@ -1,4 +1,4 @@
-"""Custom sensors from YAML files (earthplat.sensor_file) and their registration."""
+"""Custom sensors from YAML files (earthplat.sensors.file) and their registration."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-import earthplat.sensor_file as sensor_file
+import earthplat.sensors.file as sensor_file
 from earthplat.errors import SensorError, SensorFileError
 from earthplat.sensors import (
     MODALITIES,

@@ -8,7 +8,7 @@ import yaml
 
 from earthplat.data.band_stats import BandStats, band_stats, sensor_yaml
 from earthplat.errors import DataError
-from earthplat.sensor_file import load_sensor_file
+from earthplat.sensors.file import load_sensor_file
 
 NAIP = "real/chesapeake_naip_geobench"
 

@@ -45,16 +45,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from earthplat.errors import SensorError, SensorFileError
-from earthplat.sensors import (
+from earthplat.sensors.registry import (
     _BUILTIN,
     SENSORS_ENV,
     STORAGE_DTYPES,
-    Band,
-    Composite,
-    Modality,
     check_modality,
     dtype_range,
 )
+from earthplat.sensors.types import Band, Composite, Modality
 
 TOP_KEYS = (
     "name",
@@ -272,7 +270,7 @@ def read_sensor_file(path: str | Path) -> list[tuple[Modality, bool]]:
         raise SensorFileError(f"{p}: not valid YAML: {err}") from err
     items = data if isinstance(data, list) else [data]
     if data is None or not items:
-        raise SensorFileError(f"{p}: empty; it must describe a sensor (see earthplat.sensor_file)")
+        raise SensorFileError(f"{p}: empty; it must describe a sensor (see earthplat.sensors.file)")
     pairs = [
         parse_sensor(d, str(p) if len(items) == 1 else f"{p} [{i}]") for i, d in enumerate(items)
     ]

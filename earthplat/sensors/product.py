@@ -12,12 +12,8 @@ import re
 from typing import Any
 
 from earthplat.errors import SensorError
-from earthplat.sensors import (
-    _SHORTHANDS,
-    PRODUCT_ONLY_BANDS,
-    UNREGISTERED_PRODUCTS,
-    modalities,
-)
+from earthplat.sensors.builtin import PRODUCT_ONLY_BANDS, UNREGISTERED_PRODUCTS
+from earthplat.sensors.registry import _SHORTHANDS, modalities
 
 _LEVEL_PROPERTIES = (
     "processing:level",
