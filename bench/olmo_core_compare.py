@@ -30,13 +30,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.report import publish
+from bench.report import publish, run_worker
 
 REPO = Path(__file__).resolve().parents[1]
 VOCAB, D, LAYERS, HEADS, BATCH, SEQ = 4096, 256, 4, 8, 8, 256
@@ -192,16 +191,8 @@ def main() -> None:
         for impl, case in order if r % 2 == 0 else order[::-1]:  # alternate the order
             python = args.python_ref if impl == "ref" else sys.executable
             cmd = [python, "-m", "bench.olmo_core_compare", "--worker", impl, case]
-            out = subprocess.run(
-                [*cmd, "--steps", str(args.steps)],
-                capture_output=True,
-                text=True,
-                env=env,
-                cwd=REPO,
-            )
-            if out.returncode != 0:
-                raise SystemExit(f"{impl} {case} failed:\n{out.stderr[-3000:]}")
-            runs.setdefault((impl, case), []).append(json.loads(out.stdout.splitlines()[-1]))
+            result = run_worker([*cmd, "--steps", str(args.steps)], env, REPO, f"{impl} {case}")
+            runs.setdefault((impl, case), []).append(result)
             print(impl, case, json.dumps(runs[(impl, case)][-1]), flush=True)
     report(runs, args.out)
 

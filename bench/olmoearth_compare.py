@@ -25,12 +25,11 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bench.report import publish
+from bench.report import publish, run_worker
 
 REPO = Path(__file__).resolve().parents[1]
 CASES = {"forward": (64, False), "train32": (32, True), "train64": (64, True)}
@@ -271,25 +270,9 @@ def main() -> None:
             for impl in impls if r % 2 == 0 else impls[::-1]:
                 if impl == "ref" and case == "train64" and not args.ref_train64:
                     continue
-                out = subprocess.run(
-                    [
-                        pythons[impl],
-                        "-m",
-                        "bench.olmoearth_compare",
-                        "--worker",
-                        impl,
-                        case,
-                        "--iters",
-                        str(args.iters),
-                    ],
-                    capture_output=True,
-                    text=True,
-                    env=env,
-                    cwd=REPO,
-                )
-                if out.returncode != 0:
-                    raise SystemExit(f"{impl} {case} failed:\n{out.stderr[-3000:]}")
-                runs.setdefault((impl, case), []).append(json.loads(out.stdout.splitlines()[-1]))
+                cmd = [pythons[impl], "-m", "bench.olmoearth_compare", "--worker", impl, case]
+                result = run_worker([*cmd, "--iters", str(args.iters)], env, REPO, f"{impl} {case}")
+                runs.setdefault((impl, case), []).append(result)
                 print(impl, case, json.dumps(runs[(impl, case)][-1]), flush=True)
     report(runs, args.out)
 

@@ -183,6 +183,17 @@ def _tensor(x: Any) -> torch.Tensor:
     return x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
 
 
+def loader_options(num_workers: int, pin_memory: bool) -> dict[str, Any]:
+    """``DataLoader`` keyword arguments for ``Sample`` datasets: ``collate``, and workers kept
+    alive across epochs when there are any."""
+    return dict(
+        num_workers=num_workers,
+        collate_fn=collate,
+        persistent_workers=num_workers > 0,
+        pin_memory=pin_memory,
+    )
+
+
 def collate(samples: list[Sample]) -> Batch:
     """Stack samples of one shape into a ``Batch`` (detection keeps per-sample box lists)."""
     import torch

@@ -20,6 +20,20 @@ _MEDIA = {
 }
 
 
+def _result(spec: Any) -> dict[str, Any]:
+    """The shape of what the model returns for one chip, by the task's output scale."""
+    scale = TASKS[spec.task].output_scale
+    if scale == "chip":  # one vector per window
+        return {"shape": [-1, spec.num_outputs], "dim_order": ["batch", "channel"],
+                "data_type": "float32"}  # fmt: skip
+    side = spec.chip_size if scale == "pixel" else spec.chip_size // spec.patch_size
+    return {
+        "shape": [-1, spec.num_outputs, side, side],
+        "dim_order": ["batch", "channel", "height", "width"],
+        "data_type": "float32",
+    }
+
+
 def mlm_properties(model: Any, sources: dict) -> dict[str, Any]:
     """The ``mlm:*`` fields of ``model`` (a TaskModel) fed from ``sources`` (RasterSource)."""
     import torch
@@ -60,11 +74,7 @@ def mlm_properties(model: Any, sources: dict) -> dict[str, Any]:
     output: dict[str, Any] = {
         "name": spec.task,
         "tasks": list(TASKS[spec.task].mlm_tasks),
-        "result": {
-            "shape": [-1, spec.num_outputs, spec.chip_size, spec.chip_size],
-            "dim_order": ["batch", "channel", "height", "width"],
-            "data_type": "float32",
-        },
+        "result": _result(spec),
     }
     if classes:
         output["classification:classes"] = classes

@@ -24,7 +24,8 @@ def save_model_dir(
     tokenizer_dir: str | Path | None = None,
 ) -> Path:
     """Write ``cfg`` and ``state`` (our parameter names) as a model directory."""
-    from olmo_lm.hf import copy_tokenizer, write_safetensors_dir
+    from olmo_lm.hf import copy_tokenizer
+    from olmo_lm.safetensors_dir import write_safetensors_dir
 
     path = Path(path)
     write_safetensors_dir(state, path)
@@ -37,7 +38,7 @@ def save_model_dir(
 
 def load_model_dir(path: str | Path) -> tuple[TransformerConfig, dict[str, torch.Tensor], dict]:
     """(config, state dict, token ids) of a model directory."""
-    from olmo_lm.hf import read_safetensors_dir
+    from olmo_lm.safetensors_dir import read_safetensors_dir
 
     path = Path(path)
     meta = json.loads((path / CONFIG_FILE).read_text())

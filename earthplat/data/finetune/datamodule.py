@@ -7,7 +7,7 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader
 
-from earthplat.batch import collate
+from earthplat.batch import loader_options
 from earthplat.data.dataset import Dataset
 from earthplat.data.finetune.config import FinetuneDataConfig
 from earthplat.data.finetune.dataset import FinetuneDataset
@@ -78,13 +78,7 @@ class FinetuneDataModule(L.LightningDataModule):
         return out
 
     def _kwargs(self) -> dict[str, Any]:
-        workers = self.config.num_workers
-        return dict(
-            num_workers=workers,
-            collate_fn=collate,
-            persistent_workers=workers > 0,
-            pin_memory=self.config.pin_memory,
-        )
+        return loader_options(self.config.num_workers, self.config.pin_memory)
 
     def train_dataloader(self):
         cfg = self.config

@@ -10,7 +10,7 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader
 
-from earthplat.batch import collate
+from earthplat.batch import loader_options
 from earthplat.data.pack import PackedDataset
 from earthplat.data.pretrain.dataset import PretrainDataset, PretrainSampler
 from earthplat.data.pretrain.sampling import PretrainSamplingConfig
@@ -92,13 +92,7 @@ class PretrainDataModule(L.LightningDataModule):
         self.val_set = PretrainDataset(packed, cfg.sampling, indices=val) if val else None
 
     def _loader_kwargs(self) -> dict[str, Any]:
-        workers = self.config.num_workers
-        return dict(
-            num_workers=workers,
-            collate_fn=collate,
-            persistent_workers=workers > 0,
-            pin_memory=self.config.pin_memory,
-        )
+        return loader_options(self.config.num_workers, self.config.pin_memory)
 
     def train_dataloader(self) -> ResumableDataLoader:
         self.setup()

@@ -30,54 +30,25 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urljoin, urlparse
+from urllib.parse import urlparse
 
 from earthplat.data.sources.base import Asset, Item, QualityAsset
 from earthplat.data.sources.level import check_product
+from earthplat.data.sources.stac_assets import (
+    EARTH_SEARCH_S2_ASSETS,
+    LANDSAT_C2_L2_ASSETS,
+    PLANETARY_COMPUTER_S2_ASSETS,
+    SENTINEL1_RTC_ASSETS,
+    join_href,
+    map_assets,
+    quality_asset,
+)
 from earthplat.data.window import Window, parse_time
 from earthplat.errors import DataError, SensorError
 from earthplat.sensors import S2_L2A_BASELINE_OFFSET, get_modality, s2_needs_offset_removal
 
 EARTH_SEARCH_V1 = "https://earth-search.aws.element84.com/v1"
 PLANETARY_COMPUTER = "https://planetarycomputer.microsoft.com/api/stac/v1"
-
-EARTH_SEARCH_S2_ASSETS = {
-    "coastal": "B01",
-    "blue": "B02",
-    "green": "B03",
-    "red": "B04",
-    "rededge1": "B05",
-    "rededge2": "B06",
-    "rededge3": "B07",
-    "nir": "B08",
-    "nir08": "B8A",
-    "nir09": "B09",
-    "swir16": "B11",
-    "swir22": "B12",
-}
-"""Earth Search v1 ``sentinel-2-l2a`` asset keys (quality asset: ``scl``)."""
-PLANETARY_COMPUTER_S2_ASSETS = {
-    k: k
-    for k in ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
-}
-"""Planetary Computer ``sentinel-2-l2a`` asset keys (quality asset: ``SCL``)."""
-LANDSAT_C2_L2_ASSETS = {
-    "coastal": "B1",
-    "blue": "B2",
-    "green": "B3",
-    "red": "B4",
-    "nir08": "B5",
-    "swir16": "B6",
-    "swir22": "B7",
-    "lwir11": "B10",
-}
-"""``landsat-c2-l2`` asset keys (Earth Search v1 and Planetary Computer use the same)."""
-SENTINEL1_RTC_ASSETS = {"vv": "VV", "vh": "VH"}
-"""Planetary Computer ``sentinel-1-rtc`` asset keys (linear power)."""
-
-_SKIP_ROLES = {"thumbnail", "overview", "metadata", "visual"}
-_SKIP_KEY_PREFIXES = ("visual", "tci", "thumbnail", "rendered_preview", "preview", "tilejson")
-_NON_RASTER = ("json", "xml", "html", "text/", "image/png", "image/jpeg")
 
 
 @dataclass
@@ -318,7 +289,7 @@ class StacSource:
                 collection = pystac.ItemCollection.from_dict(d, preserve_dict=False)
                 for it in collection.items:  # lets relative asset hrefs resolve
                     if it.get_self_href() is None:
-                        it.set_self_href(_join(href, f"{it.id}.json"))
+                        it.set_self_href(join_href(href, f"{it.id}.json"))
                 return collection
             return pystac.read_file(href, stac_io=io)
         except Exception as e:  # urllib, OS, JSON and STAC errors all mean the same here
@@ -427,73 +398,10 @@ class StacSource:
         )
 
     def _map_assets(self, stac_item: Any) -> tuple[dict[str, Asset], list[str]]:
-        best: dict[str, tuple[tuple[int, int], Asset]] = {}
-        quality_key = (self.quality_asset or "").lower()
-
-        def offer(band: str, rank: int, asset: Any, href: str, index: int) -> None:
-            media = (asset.media_type or "").lower()
-            key = (rank, 0 if "tiff" in media or not media else 1)
-            if band not in best or key < best[band][0]:
-                best[band] = (key, Asset(href, index, to_db=self.to_db))
-
-        for key, asset in stac_item.assets.items():
-            if key.lower() == quality_key or _skip(key, asset):
-                continue
-            href = _absolute(asset, stac_item)
-            entries = asset.extra_fields.get("eo:bands") or asset.extra_fields.get("bands") or []
-            if key in self._overrides:
-                offer(self._overrides[key], 0, asset, href, 1)
-                continue
-            if len(entries) <= 1 and (band := self._band(key)):
-                offer(band, 1, asset, href, 1)
-                continue
-            for index, entry in enumerate(entries, start=1):
-                names = (entry.get("name"), entry.get("common_name"), entry.get("eo:common_name"))
-                band = next((b for b in map(self._band, names) if b), None)
-                if band:
-                    offer(band, 2, asset, href, index)
-        ordered = {b: best[b][1] for b in self.spec.band_names if b in best}
-        return ordered, sorted(stac_item.assets)
-
-    def _band(self, name: str | None) -> str | None:
-        if not name:
-            return None
-        try:
-            return self.spec.band(name).name
-        except SensorError:
-            return None
+        return map_assets(stac_item, self.spec, self._overrides, self.quality_asset, self.to_db)
 
     def _quality(self, stac_item: Any) -> QualityAsset | None:
-        if not self.quality_asset:
-            return None
-        for key, asset in stac_item.assets.items():
-            if key.lower() == self.quality_asset.lower():
-                return QualityAsset(_absolute(asset, stac_item), 1, self.quality_kind)
-        return None
-
-
-def _skip(key: str, asset: Any) -> bool:
-    roles = set(asset.roles or [])
-    media = (asset.media_type or "").lower()
-    return (
-        bool(roles & _SKIP_ROLES)
-        or key.lower().startswith(_SKIP_KEY_PREFIXES)
-        or any(m in media for m in _NON_RASTER)
-    )
-
-
-def _absolute(asset: Any, stac_item: Any) -> str:
-    href = asset.get_absolute_href() or asset.href
-    if "://" in href or os.path.isabs(href) or href.startswith("/vsi"):
-        return href
-    base = stac_item.get_self_href()
-    return _join(base, href) if base else href
-
-
-def _join(base: str, href: str) -> str:
-    if "://" in base:
-        return urljoin(base, href)
-    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(base)), href))
+        return quality_asset(stac_item, self.quality_asset, self.quality_kind)
 
 
 def _bbox2d(bbox: list[float]) -> list[float]:
