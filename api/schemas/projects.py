@@ -75,6 +75,13 @@ class ProjectUpdate(BaseModel):
     _classes = field_validator("classes")(_check_classes)
     _sensors = field_validator("sensors")(_check_sensors)
 
+    @field_validator("name", "description", "classes", "sensors", mode="before")
+    @classmethod
+    def _not_null(cls, value, info):
+        if value is None:  # only start and end may be cleared
+            raise ValueError(f"{info.field_name} may not be null; leave it out to keep it")
+        return value
+
 
 class ProjectPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)

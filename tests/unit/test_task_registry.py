@@ -28,7 +28,7 @@ CLASSES = [{"value": v, "label": f"c{v}", "color": "#102030"} for v in (1, 2, 7)
 
 def test_the_registry_and_the_task_modules_name_the_same_tasks() -> None:
     assert set(TASK_MODULES) == set(TASKS)
-    assert TASK_NAMES == tuple(TASKS)
+    assert tuple(TASKS) == TASK_NAMES
 
 
 @pytest.mark.parametrize("task", ALL)

@@ -234,3 +234,18 @@ def test_unknown_routes_answer_json(client):
     assert_refused(r, 404, "Not Found")
     r = client.put("/api/v1/projects", headers=ADMIN)
     assert_refused(r, 405, "Method Not Allowed")
+
+
+def test_a_null_in_a_project_patch_is_refused_and_changes_nothing(client):
+    project = make_project(client)
+    url = f"/api/v1/projects/{project['id']}"
+    for field in ("name", "description", "classes", "sensors"):
+        r = client.patch(url, json={field: None}, headers=ADMIN)
+        assert r.status_code == 422, (field, r.text)
+        assert f"{field} may not be null" in r.text
+    r = client.patch(url, json={"end": None}, headers=ADMIN)  # the period's end may be cleared
+    assert r.status_code == 200 and r.json()["end"] is None
+    after = client.get(url, headers=ADMIN).json()
+    assert {k: after[k] for k in ("name", "description", "classes", "sensors")} == {
+        k: project[k] for k in ("name", "description", "classes", "sensors")
+    }

@@ -12,6 +12,7 @@ from shapely.geometry import shape
 
 from earthplat.data.layer import read_layer_arrays
 from earthplat.errors import DataError
+from earthplat.tasks import TASKS
 from labeling.export import export_dataset, export_geojson, export_geoparquet
 
 CLASSES = [
@@ -196,3 +197,46 @@ def test_window_level_classification_export(floods, tmp_path):
     assert got == {k: v[0]["properties"]["class"] for k, v in per_window.items()}
     with pytest.raises(DataError, match="not among the exported windows"):
         export_dataset(windows[:1], per_window, CLASSES, tmp_path / "x", task="classification")
+
+
+@pytest.mark.parametrize("task", sorted(t for t, k in TASKS.items() if k.label_sources))
+def test_every_labelled_task_exports_a_dataset_the_data_module_trains_on(floods, tmp_path, task):
+    """For each task of the registry: the export holds the label the task reads, and the
+    fine-tuning dataset built from ``export.json`` yields a valid target from it."""
+    pytest.importorskip("torch")
+    from earthplat.batch import collate
+    from earthplat.data.dataset import Dataset
+    from earthplat.data.finetune import FinetuneDataConfig, FinetuneDataset
+
+    ds, windows, features = floods
+    kind = TASKS[task]
+    feats = [  # the hand-label polygons, each with a class and a value
+        {**f, "properties": {**f["properties"], "value": 2.5 * f["properties"]["class"] + 1}}
+        for f in features
+    ]
+    classes = CLASSES if kind.class_task else None
+    root = export_dataset(windows, feats, classes, tmp_path / task, task=task, source=ds)
+    info = json.loads((tmp_path / task / "export.json").read_text())
+    assert info["task"] == task
+    assert info["label"] == {"kind": kind.label_sources[0], "name": kind.default_label}
+    cfg = FinetuneDataConfig(
+        path=root,
+        task=task,
+        inputs=info["inputs"],
+        label=info["label"],
+        classes=info["classes"],
+        chip_size=32,
+    )
+    out = Dataset(root)
+    exported = out.windows()  # with the labels export wrote into their properties
+    data = FinetuneDataset(out, exported, cfg, "eval")
+    batch = collate([data[i] for i in range(len(exported))])
+    if kind.target == "boxes":
+        assert sum(len(b) for b in batch.boxes) > 0
+    else:
+        assert batch.target_valid.any()
+        valid = batch.target[batch.target_valid]
+        if kind.class_task:  # class indices of the schema
+            assert set(valid.unique().tolist()) <= {0, 1}
+        else:  # the values given: 1.0 (dry) and 3.5 (water), blended by nothing
+            assert set(valid.unique().tolist()) <= {1.0, 3.5}
