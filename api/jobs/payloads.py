@@ -72,6 +72,9 @@ class ModelRef(BaseModel):
     """A registered model (``GET /api/v1/models``)."""
     model_path: str | None = Field(default=None, min_length=1, max_length=1000)
     """Or a model directory inside the data dir."""
+    layers: dict[str, str] | None = None
+    """Modality -> layer (default: for each modality the model reads, the window's first
+    layer of it; ``earthplat.inference.model_layers``)."""
 
     @model_validator(mode="after")
     def _one_model(self):
@@ -181,8 +184,6 @@ class ExportPayload(WindowsPayload):
 class InferencePayload(WindowsPayload, ModelRef):
     bbox: list[float] | None = Field(default=None, min_length=4, max_length=4)
     """WGS84 (min lon, min lat, max lon, max lat): the windows meeting it."""
-    layers: dict[str, str] | None = None
-    """Modality -> layer (default: the first layer of each modality the model reads)."""
     layer: str | None = Field(default=None, pattern=NAME)
     """One input layer (its modality is read from the layer)."""
     allow_substitution: bool = False
@@ -203,8 +204,6 @@ class InferencePayload(WindowsPayload, ModelRef):
 
 
 class EmbeddingsPayload(WindowsPayload, ModelRef):
-    layers: dict[str, str] | None = None
-    """Layer -> modality (default: the layers matching the model)."""
     name: str | None = Field(default=None, pattern=NAME)
     """The index's name (default: job-ID)."""
     batch_size: int = Field(default=16, ge=1, le=1024)

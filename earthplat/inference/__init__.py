@@ -19,6 +19,8 @@ _EXPORTS = {
     "predict_sources": "earthplat.inference.pipeline",
     "load_model": "earthplat.inference.pipeline",
     "predict_dataset": "earthplat.inference.dataset",
+    "model_layers": "earthplat.inference.dataset",
+    "MissingInputError": "earthplat.inference.dataset",
     "mosaic_predictions": "earthplat.inference.mosaic",
     "embed_windows": "earthplat.inference.embeddings",
     "InferenceError": "earthplat.inference.errors",

@@ -36,21 +36,21 @@ class MissingInputError(InferenceError):
     """A window has no layer of a modality the model reads."""
 
 
-def window_sources(
-    model: Any,
+def model_layers(
+    spec: Any,
     dataset: Any,
     window: Any,
     *,
     layers: dict[str, str] | None = None,
     allow_substitution: bool = False,
-) -> dict:
-    """model modality -> ``LayerSource`` over the window's layers (see the module docstring).
-    Raises ``MissingInputError`` naming the modalities no layer holds."""
+) -> dict[str, tuple[str, dict | None]]:
+    """model modality -> (the window's layer that feeds it, the substitution recorded or
+    ``None``), for a model of ``spec`` (a ``TaskSpec``; see the module docstring). ``layers``
+    (modality -> layer) names them instead. Raises ``MissingInputError`` naming the
+    modalities no layer holds (an encoder reads any subset of its modalities)."""
     from earthplat.data.sources.level import check_model_modality
-    from earthplat.inference.reader import LayerSource
     from earthplat.sensors import get_modality
 
-    spec = model.spec
     chosen: dict[str, tuple[str, dict | None]] = {}
     for modality, layer in (layers or {}).items():
         key = get_modality(modality).name
@@ -95,6 +95,25 @@ def window_sources(
             f"{', '.join(dataset.layers(window)) or 'none'}); ingest one (earthplat ingest "
             f"--modality {missing[0]}) or use a model for these sensors"
         )
+    return {m: chosen[m] for m in spec.inputs if m in chosen}
+
+
+def window_sources(
+    model: Any,
+    dataset: Any,
+    window: Any,
+    *,
+    layers: dict[str, str] | None = None,
+    allow_substitution: bool = False,
+) -> dict:
+    """model modality -> ``LayerSource`` over the window's layer that feeds it
+    (``model_layers``)."""
+    from earthplat.inference.reader import LayerSource
+
+    spec = model.spec
+    chosen = model_layers(
+        spec, dataset, window, layers=layers, allow_substitution=allow_substitution
+    )
     return {
         m: LayerSource.open_layer(
             dataset,
@@ -105,7 +124,7 @@ def window_sources(
             num_periods=spec.num_periods,
             substitution=sub,
         )
-        for m, (layer, sub) in ((m, chosen[m]) for m in spec.inputs if m in chosen)
+        for m, (layer, sub) in chosen.items()
     }
 
 

@@ -60,8 +60,14 @@ def embed_windows(
     from earthplat.data.finetune import FinetuneDataConfig, FinetuneDataset
 
     spec = model.spec
+    unread = sorted(set(layers.values()) - set(spec.inputs))
+    if unread:
+        raise EarthplatError(
+            f"layers {layers} map to {unread}, which the model does not read (it reads "
+            f"{sorted(spec.inputs)})"
+        )
     missing = set(spec.inputs) - set(layers.values())
-    if missing:
+    if missing and (spec.task != "embedding" or not layers):  # an encoder reads any subset
         raise EarthplatError(
             f"the model reads {sorted(spec.inputs)} but the layers {layers} lack "
             f"{sorted(missing)}; map a layer to each (layers={{layer: modality}})"

@@ -63,17 +63,3 @@ def model_path(ctx: JobContext, params: Any) -> tuple[Path, Any]:
             raise PermanentJobError(f"model_path {path} does not exist")
         return path, None
     raise PermanentJobError("the payload needs model_id (a registered model) or model_path")
-
-
-def input_layers(ds, window_name: str, spec_inputs: dict[str, list[str]], wanted=None):
-    """``{layer: modality}`` of the window's layers that feed the model's modalities."""
-    from earthplat.sensors import get_modality
-
-    if wanted:
-        return {layer: get_modality(m).name for layer, m in wanted.items()}
-    out = {}
-    for layer in ds.layers(window_name):
-        modality = ds.layer_metadata(window_name, layer)["modality"]
-        if modality in spec_inputs and modality not in out.values():
-            out[layer] = modality
-    return out

@@ -4,7 +4,8 @@ Payload::
 
     {"model_id": 3 | "model_path": "models/encoder",   # an encoder export or any task model
      "dataset": "default", "windows": [ids] | null,
-     "layers": {"s2": "sentinel2_l1c"} | null,          # default: layers matching the model
+     "layers": {"sentinel2_l1c": "s2"} | null,          # modality -> layer (default: as
+                                                        #   earthplat.inference.model_layers)
      "name": "index name" (default "job-ID"), "batch_size": 16}
 
 Each window gets one vector from ``earthplat.inference.embeddings.embed_windows`` (chips in the
@@ -19,13 +20,15 @@ from __future__ import annotations
 from typing import Any
 
 from api.jobs.context import JobContext, PermanentJobError
-from api.jobs.handlers.common import input_layers, model_path, project_windows
+from api.jobs.handlers.common import model_path, project_windows
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
     import torch
 
     from earthplat.data.dataset import Dataset
+    from earthplat.errors import DataError
+    from earthplat.inference import model_layers
     from earthplat.inference.embeddings import embed_windows
     from earthplat.nn.task_model import load_task_model
     from labeling.similarity import write_index
@@ -37,15 +40,19 @@ def run(ctx: JobContext) -> dict[str, Any]:
     model = load_task_model(path).eval()
     spec = model.spec
     ds = Dataset(root)
-    layers: dict[str, str] = {}
-    for r in rows:  # the first window holding every modality the model reads names the layers
-        layers = input_layers(ds, r.name, spec.inputs, params.layers)
-        if set(layers.values()) == set(spec.inputs):
-            break
+    found = None  # the first window holding what the model reads names the layers
+    for r in rows:
+        try:
+            chosen = model_layers(spec, ds, r.to_window(), layers=params.layers)
+        except DataError as e:  # not materialised (yet) in this window, or not all of them
+            found = found or e
+            continue
+        layers = {layer: modality for modality, (layer, _) in chosen.items()}
+        break
     else:
         raise PermanentJobError(
-            f"the model reads {sorted(spec.inputs)}; no window has layers of all of them; "
-            "materialise them first (or name them: payload layers={layer: modality})"
+            f"no window holds the layers the model reads ({found}); materialise them first "
+            "(or name them: payload layers={modality: layer})"
         )
     usable = [r for r in rows if all(ds.layer_done(r.name, layer) for layer in layers)]
     for r in rows:

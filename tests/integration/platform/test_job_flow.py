@@ -195,8 +195,9 @@ def test_a_permanent_failure_fails_at_once(big_client):
 
 
 def test_embeddings_job_then_similar_windows(big_client, shared_data):
-    """Embeddings of real materialised windows with a tiny (random-init, seeded) encoder, then
-    ``/similar``: k neighbours, best first, never the window itself."""
+    """Embeddings of real materialised windows (Sentinel-2 only) with a tiny (random-init,
+    seeded) Sentinel-2 + Sentinel-1 encoder, then ``/similar``: k neighbours, best first, never
+    the window itself."""
     torch = pytest.importorskip("torch")
     from earthplat.nn.encoder import Encoder, EncoderConfig
     from earthplat.nn.export import export_encoder
@@ -210,8 +211,8 @@ def test_embeddings_job_then_similar_windows(big_client, shared_data):
     r = client.get(f"/api/v1/projects/{pid}/windows/{ids[0]}/similar", headers=ADMIN)
     assert r.status_code == 404 and "no embedding index" in r.json()["detail"]
 
-    torch.manual_seed(0)
-    encoder = Encoder(EncoderConfig.pico(modalities=("sentinel2_l1c",)))
+    torch.manual_seed(0)  # an encoder of two modalities embeds windows holding one of them
+    encoder = Encoder(EncoderConfig.pico(modalities=("sentinel2_l1c", "sentinel1")))
     data_dir = client.app_state.settings.data_dir
     # two periods: the windows span September in 15-day periods, the scene is in the second
     extra = {"chip_size": 32, "num_periods": 2}

@@ -86,4 +86,6 @@ def test_embed_windows_is_the_valid_weighted_mean_over_all_chips(floods):
 def test_embed_windows_names_a_missing_modality(floods):
     ds, windows = floods
     with pytest.raises(EarthplatError, match="lack"):
+        embed_windows(PatchMean(), ds, windows, {})
+    with pytest.raises(EarthplatError, match="does not read"):
         embed_windows(PatchMean(), ds, windows, {"s1": "sentinel1"})
