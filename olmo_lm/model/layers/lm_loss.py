@@ -32,10 +32,12 @@ def lm_losses(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor
 
 class _FusedLMHeadLoss(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden, weight, targets, z_weight: float, rows: int):
+    def forward(ctx, hidden, weight, targets, z_weight: float, rows: int, grad_enabled: bool):
         # hidden [N, C], weight [V, C], targets [N]
         n = hidden.shape[0]
-        need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        # (needs_input_grad stays True under no_grad: the caller's grad mode decides)
+        need_h = grad_enabled and ctx.needs_input_grad[0]
+        need_w = grad_enabled and ctx.needs_input_grad[1]
         grad_h = torch.empty_like(hidden) if need_h else None
         grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
         grad_w = grad_w if need_w else None
@@ -77,7 +79,7 @@ class _FusedLMHeadLoss(torch.autograd.Function):
             grad_h = grad_h * grad_loss.to(grad_h.dtype)
         if grad_w is not None:
             grad_w = (grad_w * grad_loss).to(ctx.weight_dtype)
-        return grad_h, grad_w, None, None, None
+        return grad_h, grad_w, None, None, None, None
 
 
 def fused_lm_head_loss(
@@ -94,4 +96,5 @@ def fused_lm_head_loss(
     softmax are computed in float32 whatever the inputs' dtype, like ``lm_losses``.
     """
     rows = max(MIN_CHUNK_ROWS, chunk_elements // weight.shape[0])
-    return _FusedLMHeadLoss.apply(hidden, weight, targets, float(z_weight), rows)
+    grad_enabled = torch.is_grad_enabled()
+    return _FusedLMHeadLoss.apply(hidden, weight, targets, float(z_weight), rows, grad_enabled)

@@ -42,6 +42,8 @@ def test_fused_lm_head_loss_is_the_plain_loss(z_weight, chunk, monkeypatch):
     torch.testing.assert_close(ce, ce_ref)
     torch.testing.assert_close(z, z_ref)
     assert not ce.requires_grad and not z.requires_grad
+    with torch.no_grad():  # evaluation: the losses alone (no gradient is folded in)
+        torch.testing.assert_close(fused_lm_head_loss(h, w, targets, z_weight)[1], ce_ref)
 
 
 def test_fused_lm_head_loss_in_bfloat16_computes_in_float32():
