@@ -44,7 +44,7 @@ from api.routes import (
     users,
 )
 from api.settings import Settings
-from api.web import mount_web
+from api.web import mount_docs, mount_web
 
 API_PREFIX = "/api/v1"
 log = logging.getLogger("earthplat.api")
@@ -76,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="earthplat",
         version="0.1.0",
         description="Earth-observation data collection, labelling, fine-tuning and inference.",
+        docs_url=None,  # /docs is served from the local build (mount_docs), not from a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -104,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def read_metrics():
         return metrics_response(registry)
 
+    mount_docs(app)
     mount_web(app)  # last: the UI's files must not shadow the API
     return app
 

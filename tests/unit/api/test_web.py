@@ -1,8 +1,9 @@
-"""``api.web``: the built UI is served at ``/`` without shadowing the API; without a build,
-``/`` says how to make one."""
+"""``api.web``: the built UI is served at ``/`` without shadowing the API, and ``/docs`` from the
+build's own Swagger UI files (no CDN); without a build, ``/`` and ``/docs`` say how to make one."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,8 @@ def test_built_ui_is_served_and_the_api_still_answers(make_client, tmp_path: Pat
         assert r.status_code == 200 and "<title>earthplat</title>" in r.text
         assert client.get("/assets/app.js").text == "console.log('ui')"
         assert client.get("/api/v1/health").json()["status"] == "ok"
-        assert client.get("/docs").status_code == 200
+        assert client.get("/docs").status_code == 503  # this build has no dist/swagger/
+        assert client.get("/openapi.json").status_code == 200
         assert client.get("/metrics").status_code == 200
         r = client.get("/api/v1/projects")  # no key: the API's own JSON error, not a UI file
         assert r.status_code == 401 and "fix" in r.json()
@@ -60,3 +62,48 @@ def test_built_ui_is_served_and_the_api_still_answers(make_client, tmp_path: Pat
         assert client.post("/api/v1/health").status_code == 405
         r = client.get("/assets/%2e%2e/%2e%2e/secret.txt")  # no escape from the build dir
         assert r.status_code == 404 and "top secret" not in r.text
+
+
+def _fake_swagger(dist: Path) -> dict[str, bytes]:
+    from api.web import SWAGGER_FILES
+
+    (dist / "swagger").mkdir(parents=True)
+    files = {name: f"fake {name}".encode() for name in SWAGGER_FILES}
+    for name, body in files.items():
+        (dist / "swagger" / name).write_bytes(body)
+    return files
+
+
+def test_docs_load_only_local_assets(make_client, tmp_path: Path):
+    dist = tmp_path / "dist"
+    files = _fake_swagger(dist)
+    (dist / "index.html").write_text("<!doctype html><title>earthplat</title>")
+    with make_client(dist) as client:
+        r = client.get("/docs")
+        assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+        html = r.text
+        assert "cdn" not in html.lower() and "http://" not in html and "https://" not in html
+        urls = re.findall(r'(?:src|href)="([^"]+)"', html) + re.findall(r"url: '([^']+)'", html)
+        assert sorted(urls) == sorted(["/openapi.json", *(f"/swagger/{name}" for name in files)]), (
+            urls
+        )
+        for url in urls:
+            r = client.get(url)
+            assert r.status_code == 200, url
+            if url.startswith("/swagger/"):
+                assert r.content == files[url.rsplit("/", 1)[1]]
+        assert client.get("/redoc").status_code == 404  # ReDoc would load from a CDN: off
+        assert client.get("/").status_code == 200  # the UI is still served beside the docs
+
+
+def test_docs_without_the_swagger_build_answer_with_a_fix(make_client, tmp_path: Path):
+    dist = tmp_path / "dist"
+    (dist / "swagger").mkdir(parents=True)
+    (dist / "swagger" / "swagger-ui.css").write_text("half a build")
+    with make_client(dist) as client:
+        r = client.get("/docs")
+        assert r.status_code == 503
+        body = r.json()
+        assert "swagger-ui-bundle.js is missing" in body["detail"], body
+        assert "make web" in body["fix"] and "/openapi.json" in body["fix"]
+        assert client.get("/openapi.json").status_code == 200
