@@ -141,6 +141,12 @@ def require(session: Session, *, user: User, project_id: int, permission: str) -
     return role
 
 
+def allowed(session: Session, *, user: User, project_id: int, permission: str) -> bool:
+    """Whether the user's project role grants ``permission`` (no error)."""
+    role = project_role(session, user=user, project_id=project_id)
+    return role is not None and permission in PERMISSIONS[role]
+
+
 def require_admin(user: User) -> None:
     if not user.is_admin:
         raise PermissionDeniedError("only platform admins may do this")

@@ -23,6 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.expression import false as sa_false
 
 from earthplat.tasks import TASK_NAMES
 from labeling.db import Base, UTCDateTime, utcnow
@@ -34,6 +35,15 @@ TASK_TYPES = TASK_NAMES
 STATUSES = ("unlabeled", "in_progress", "submitted", "accepted", "rejected")
 """Window (task) statuses: unlabeled -> in_progress -> submitted -> accepted | rejected;
 rejected goes back to in_progress when it is worked on again."""
+PROJECT_SETTINGS: dict[str, Any] = {
+    "min_valid_fraction": 0.5,
+    "self_review": False,
+}
+"""The workflow settings of a project and their defaults: windows whose imagery is valid over
+less than ``min_valid_fraction`` of their pixels are handed out last; with ``self_review`` a
+reviewer may accept or reject their own submission (a one-person project)."""
+ORIGINS = ("human", "model")
+"""Who made an annotation: a person, or a model's prediction turned into a pre-label."""
 
 
 def _created() -> Mapped[datetime]:
@@ -81,9 +91,17 @@ class Project(Base):
     sensors: Mapped[list[str]] = mapped_column(JSON, default=list, nullable=False)
     start: Mapped[datetime | None] = mapped_column(UTCDateTime())
     end: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    settings: Mapped[dict[str, Any]] = mapped_column(
+        JSON, default=dict, server_default="{}", nullable=False
+    )
+    """Workflow settings that differ from ``PROJECT_SETTINGS``."""
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
+
+    def setting(self, name: str) -> Any:
+        """The project's value of a workflow setting, else its default."""
+        return (self.settings or {}).get(name, PROJECT_SETTINGS[name])
 
 
 class ProjectMember(Base):
@@ -147,6 +165,11 @@ class WindowRecord(Base):
     status: Mapped[str] = mapped_column(String(16), default="unlabeled", nullable=False)
     locked_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    submitted_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    """Who submitted the labels now under review (a reviewer cannot judge their own)."""
+    valid_fraction: Mapped[float | None] = mapped_column(Float)
+    """Share of the window's pixels with valid imagery, best over its periods (set when it is
+    materialised; ``None`` before)."""
     updated_at: Mapped[datetime] = _created()
 
     def to_window(self):
@@ -208,6 +231,16 @@ class Annotation(Base):
     """Numeric target for regression projects."""
     properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    origin: Mapped[str] = mapped_column(
+        String(16), default="human", server_default="human", nullable=False
+    )
+    """``human``, or ``model`` for a pre-label made from a prediction."""
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id", ondelete="SET NULL"))
+    """The registered model whose prediction made a pre-label."""
+    edited: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=sa_false(), nullable=False
+    )
+    """A person changed this pre-label (its geometry or label) after the model made it."""
     version: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
@@ -224,6 +257,23 @@ class Review(Base):
     decision: Mapped[str] = mapped_column(String(16), nullable=False)
     """``accept`` or ``reject``."""
     comment: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    created_at: Mapped[datetime] = _created()
+
+
+class TaskSkip(Base):
+    """A labeller skipped this window: ``tasks/next`` hands it to them again only when nothing
+    else is left (and forgets the skip once the window is submitted)."""
+
+    __tablename__ = "task_skips"
+    __table_args__ = (UniqueConstraint("window_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    window_id: Mapped[int] = mapped_column(
+        ForeignKey("windows.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     created_at: Mapped[datetime] = _created()
 
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from api.errors import InvalidInputError
+from api.schemas.geo import BBox
 
 NAME = r"^[A-Za-z0-9_.\-]{1,100}$"
 STATUSES = ("unlabeled", "in_progress", "submitted", "accepted", "rejected")
@@ -182,7 +183,7 @@ class ExportPayload(WindowsPayload):
 
 
 class InferencePayload(WindowsPayload, ModelRef):
-    bbox: list[float] | None = Field(default=None, min_length=4, max_length=4)
+    bbox: BBox | None = None
     """WGS84 (min lon, min lat, max lon, max lat): the windows meeting it."""
     layer: str | None = Field(default=None, pattern=NAME)
     """One input layer (its modality is read from the layer)."""
@@ -190,13 +191,6 @@ class InferencePayload(WindowsPayload, ModelRef):
     """Feed a sibling product (L2A to an L1C model); recorded in the outputs."""
     outputs: list[Literal["cog", "geojson", "parquet", "stac"]] | None = None
     batch_size: int = Field(default=8, ge=1, le=1024)
-
-    @model_validator(mode="after")
-    def _bbox(self):
-        b = self.bbox
-        if b is not None and not (-180 <= b[0] < b[2] <= 180 and -90 <= b[1] < b[3] <= 90):
-            raise ValueError("bbox must be (min lon, min lat, max lon, max lat) in WGS84")
-        return self
 
     def check(self, session: Any, project_id: int | None) -> None:
         super().check(session, project_id)

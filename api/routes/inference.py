@@ -11,13 +11,14 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 from api import auth
 from api.deps import CurrentUser, SessionDep, WindowManage
 from api.errors import InvalidInputError, NotFoundError
 from api.jobs import queue
 from api.jobs.schemas import JobCreate, JobPublic
+from api.schemas.geo import BBox
 from labeling.models import ModelEntry
 
 router = APIRouter(tags=["inference"])
@@ -33,18 +34,10 @@ class PredictRequest(BaseModel):
 
 
 class AoiPredictRequest(PredictRequest):
-    bbox: list[float] | None = Field(default=None, min_length=4, max_length=4)
+    bbox: BBox | None = None
     """WGS84 (min lon, min lat, max lon, max lat): the windows meeting it."""
     window_ids: list[int] | None = Field(default=None, min_length=1, max_length=10_000)
     dataset: str = Field(default="default", pattern=r"^[A-Za-z0-9_.\-]{1,100}$")
-
-    @model_validator(mode="after")
-    def _one(self):
-        if self.bbox is not None and not (
-            -180 <= self.bbox[0] < self.bbox[2] <= 180 and -90 <= self.bbox[1] < self.bbox[3] <= 90
-        ):
-            raise ValueError("bbox must be (min lon, min lat, max lon, max lat) in WGS84")
-        return self
 
 
 def _check_model(session, model_id: int, project_id: int) -> None:

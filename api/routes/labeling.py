@@ -1,4 +1,5 @@
-"""Labelling: next task, assignments, annotations (optimistic concurrency), submit, review."""
+"""Labelling: next task, claims (claim, release, skip), assignments, annotations (optimistic
+concurrency, size limits), submit, review."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from api.schemas.windows import (
 )
 from labeling.models import Annotation, Assignment, Review, WindowRecord
 from labeling.services import annotations as svc
-from labeling.services import assignments, reviews
+from labeling.services import assignments, claims, reviews
 from labeling.services.errors import InvalidInputError
 from labeling.services.projects import get_project
 
@@ -71,15 +72,46 @@ def _etag(response: Response, annotation: Annotation) -> Annotation:
 def next_task(
     project_id: PathId, session: SessionDep, user: CurrentUser, settings: SettingsDep
 ) -> WindowRecord | Response:
-    """Claim the caller's next task (assigned ones first; tasks locked by others are skipped).
-    204 when nothing is left."""
+    """Claim the caller's next task: one they hold, else one they did not skip, assigned ones
+    first, windows with enough valid imagery first (the project's ``min_valid_fraction``);
+    tasks claimed by others are never handed out. 204 when nothing is left."""
     auth.require(session, user=user, project_id=project_id, permission="label")
+    project = get_project(session, project_id=project_id)
     window = assignments.next_task(
-        session, project_id=project_id, user_id=user.id, lock_minutes=settings.lock_minutes
+        session,
+        project_id=project_id,
+        user_id=user.id,
+        lock_minutes=settings.lock_minutes,
+        min_valid_fraction=project.setting("min_valid_fraction"),
     )
     if window is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return window
+
+
+@router.post("/windows/{window_id}/claim", response_model=WindowPublic)
+def claim(
+    window: WindowLabel, session: SessionDep, user: CurrentUser, settings: SettingsDep
+) -> WindowRecord:
+    """Claim this task (or extend your claim) for ``EARTHPLAT_LOCK_MINUTES``; 423 naming the
+    holder while someone else has it."""
+    return claims.claim(
+        session, window_id=window.id, user_id=user.id, minutes=settings.lock_minutes
+    )
+
+
+@router.post("/windows/{window_id}/release", response_model=WindowPublic)
+def release(window: WindowLabel, session: SessionDep, user: CurrentUser) -> WindowRecord:
+    """End your claim on this task; project admins may end anyone's."""
+    force = auth.allowed(session, user=user, project_id=window.project_id, permission="manage")
+    return claims.release(session, window_id=window.id, user_id=user.id, force=force)
+
+
+@router.post("/windows/{window_id}/skip", response_model=WindowPublic)
+def skip(window: WindowLabel, session: SessionDep, user: CurrentUser) -> WindowRecord:
+    """Skip this task: your claim ends, and ``tasks/next`` offers it to you again only when
+    nothing else is left."""
+    return claims.skip(session, window_id=window.id, user_id=user.id)
 
 
 @router.post(
@@ -122,8 +154,10 @@ def create_annotation(
     body: AnnotationCreate,
     session: SessionDep,
     user: CurrentUser,
+    settings: SettingsDep,
     response: Response,
 ) -> Annotation:
+    """Add an annotation; the window must be free or claimed by you (writing claims it)."""
     project = get_project(session, project_id=window.project_id)
     row = svc.create_annotation(
         session,
@@ -134,6 +168,8 @@ def create_annotation(
         class_value=body.class_value,
         value=body.value,
         properties=body.properties,
+        limits=settings.annotation_limits(),
+        lock_minutes=settings.lock_minutes,
     )
     return _etag(response, row)
 
@@ -149,6 +185,7 @@ def update_annotation(
     body: AnnotationUpdate,
     session: SessionDep,
     user: CurrentUser,
+    settings: SettingsDep,
     response: Response,
     if_match: IfMatch = None,
 ) -> Annotation:
@@ -164,6 +201,8 @@ def update_annotation(
         version=version,
         author_id=user.id,
         changes=changes,
+        limits=settings.annotation_limits(),
+        lock_minutes=settings.lock_minutes,
     )
     return _etag(response, updated)
 
@@ -172,18 +211,26 @@ def update_annotation(
 def delete_annotation(
     row: AnnotationLabel,
     session: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
     if_match: IfMatch = None,
     version: int | None = Query(None, ge=1, lt=2**31),
 ) -> Response:
     """Delete an annotation at the version read (If-Match or ``?version=``)."""
-    svc.delete_annotation(session, annotation_id=row.id, version=_version(if_match, version))
+    svc.delete_annotation(
+        session,
+        annotation_id=row.id,
+        version=_version(if_match, version),
+        user_id=user.id,
+        lock_minutes=settings.lock_minutes,
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/windows/{window_id}/submit", response_model=WindowPublic)
-def submit(window: WindowLabel, session: SessionDep) -> WindowRecord:
-    """in_progress -> submitted."""
-    return reviews.submit(session, window_id=window.id)
+def submit(window: WindowLabel, session: SessionDep, user: CurrentUser) -> WindowRecord:
+    """in_progress -> submitted; needs your current claim on the window (423 otherwise)."""
+    return reviews.submit(session, window_id=window.id, user_id=user.id)
 
 
 @router.post(
@@ -192,7 +239,8 @@ def submit(window: WindowLabel, session: SessionDep) -> WindowRecord:
 def review(
     window: WindowReview, body: ReviewCreate, session: SessionDep, user: CurrentUser
 ) -> Review:
-    """Accept or reject a submitted task (reviewers and admins)."""
+    """Accept or reject a submitted task (reviewers and admins; not your own submission unless
+    the project's ``self_review`` setting allows it)."""
     return reviews.review(
         session,
         window_id=window.id,

@@ -22,7 +22,9 @@ router = APIRouter(tags=["projects"])
 @router.post("/projects", response_model=ProjectPublic, status_code=status.HTTP_201_CREATED)
 def create_project(body: ProjectCreate, session: SessionDep, user: CurrentUser) -> Project:
     """Create a project; the caller becomes its admin."""
-    return svc.create_project(session, owner=user, **body.model_dump(mode="python"))
+    fields = body.model_dump(mode="python")
+    fields["settings"] = body.settings.model_dump(exclude_unset=True)
+    return svc.create_project(session, owner=user, **fields)
 
 
 @router.get("/projects", response_model=list[ProjectPublic])
@@ -46,7 +48,7 @@ def update_project(
     project_id: PathId, body: ProjectUpdate, session: SessionDep, user: CurrentUser
 ) -> Project:
     auth.require(session, user=user, project_id=project_id, permission="manage")
-    changes = body.model_dump(mode="python", exclude_unset=True)
+    changes = body.model_dump(mode="python", exclude_unset=True)  # nested settings too
     return svc.update_project(session, project_id=project_id, changes=changes)
 
 

@@ -38,6 +38,11 @@ class AnnotationPublic(BaseModel):
     value: float | None
     properties: dict[str, Any]
     author_id: int | None
+    origin: str
+    """``human``, or ``model`` for a pre-label made from a prediction."""
+    model_id: int | None
+    edited: bool
+    """A person changed this pre-label after the model made it."""
     version: int
     created_at: datetime
     updated_at: datetime

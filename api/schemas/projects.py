@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from earthplat.tasks import TASK_NAMES
-from labeling.models import ROLES
+from labeling.models import PROJECT_SETTINGS, ROLES
 
 TaskType = Literal[TASK_NAMES]  # type: ignore[valid-type] - the task registry's names
 Role = Literal[ROLES]  # type: ignore[valid-type] - the project roles of labeling.models
@@ -45,6 +45,31 @@ def _check_sensors(sensors: list[str] | None) -> list[str] | None:
     return out
 
 
+class ProjectSettingsPatch(BaseModel):
+    """Workflow settings to change; those left out keep their value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_valid_fraction: float | None = Field(default=None, ge=0, le=1)
+    """Windows whose imagery is valid over less than this share of pixels are handed out last."""
+    self_review: bool | None = None
+    """Whether a reviewer may accept or reject their own submission (one-person projects)."""
+
+    @field_validator("min_valid_fraction", "self_review", mode="before")
+    @classmethod
+    def _not_null(cls, value, info):
+        if value is None:
+            raise ValueError(f"{info.field_name} may not be null; leave it out to keep it")
+        return value
+
+
+class ProjectSettings(BaseModel):
+    """A project's workflow settings (its own values over the defaults)."""
+
+    min_valid_fraction: float = PROJECT_SETTINGS["min_valid_fraction"]
+    self_review: bool = PROJECT_SETTINGS["self_review"]
+
+
 class ProjectCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=10_000)
@@ -53,6 +78,7 @@ class ProjectCreate(BaseModel):
     sensors: list[str] = Field(default_factory=list, max_length=32)
     start: datetime | None = None
     end: datetime | None = None
+    settings: ProjectSettingsPatch = Field(default_factory=ProjectSettingsPatch)
 
     _classes = field_validator("classes")(_check_classes)
     _sensors = field_validator("sensors")(_check_sensors)
@@ -71,11 +97,13 @@ class ProjectUpdate(BaseModel):
     sensors: list[str] | None = Field(default=None, max_length=32)
     start: datetime | None = None
     end: datetime | None = None
+    settings: ProjectSettingsPatch | None = None
+    """Workflow settings to change (merged into the project's)."""
 
     _classes = field_validator("classes")(_check_classes)
     _sensors = field_validator("sensors")(_check_sensors)
 
-    @field_validator("name", "description", "classes", "sensors", mode="before")
+    @field_validator("name", "description", "classes", "sensors", "settings", mode="before")
     @classmethod
     def _not_null(cls, value, info):
         if value is None:  # only start and end may be cleared
@@ -94,6 +122,7 @@ class ProjectPublic(BaseModel):
     sensors: list[str]
     start: datetime | None
     end: datetime | None
+    settings: ProjectSettings
     created_by: int | None
     created_at: datetime
     updated_at: datetime

@@ -7,14 +7,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from api.schemas.geo import BBox
+
 DatasetName = Field(default="default", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")
 
 
 class AoiCreate(BaseModel):
     """A grid of windows over an AOI: give ``bbox`` or ``geojson`` (WGS84)."""
 
-    bbox: list[float] | None = Field(default=None, min_length=4, max_length=4)
-    """(min lon, min lat, max lon, max lat)."""
+    bbox: BBox | None = None
+    """(min lon, min lat, max lon, max lat); an inverted box is a 422."""
     geojson: dict[str, Any] | None = None
     """A GeoJSON geometry, Feature or FeatureCollection."""
     start: datetime
@@ -71,6 +73,8 @@ class WindowPublic(BaseModel):
     status: str
     locked_by: int | None
     locked_until: datetime | None
+    submitted_by: int | None
+    valid_fraction: float | None
 
 
 class WindowsCreated(BaseModel):

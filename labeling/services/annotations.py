@@ -1,6 +1,8 @@
 """Annotations with optimistic concurrency.
 
-An update names the version the client read and runs as one conditional statement,
+Every write needs the window's claim (``labeling.services.claims``): a window claimed by someone
+else refuses it with 423. An update names the version the client read and runs as one
+conditional statement,
 ``UPDATE annotations SET ..., version = version + 1 WHERE id = :id AND version = :v``: of two
 writers holding the same version exactly one matches a row, the other gets 409 and overwrites
 nothing. This is race-free on PostgreSQL (the WHERE is re-checked after a concurrent commit) and
@@ -9,7 +11,9 @@ on SQLite (one writer at a time).
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -17,27 +21,59 @@ from sqlalchemy.orm import Session
 
 from earthplat.tasks import TASKS
 from labeling.db import utcnow
-from labeling.models import Annotation, Project, WindowRecord
-from labeling.services.errors import ConflictError, InvalidInputError, NotFoundError
+from labeling.models import ORIGINS, Annotation, Project, WindowRecord
+from labeling.services import claims
+from labeling.services.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    TooLargeError,
+)
 
 EDITABLE = ("unlabeled", "in_progress", "rejected")
 """Window statuses in which annotations may change; editing moves the window to in_progress."""
 
 
-def check_geometry(geometry: Any) -> dict[str, Any]:
-    """A valid, non-empty WGS84 GeoJSON geometry (normalised), else ``InvalidInputError``."""
+@dataclass(frozen=True)
+class Limits:
+    """The largest annotation geometry accepted (``EARTHPLAT_ANNOTATION_MAX_*``)."""
+
+    max_vertices: int = 10_000
+    max_bytes: int = 1_000_000
+    """Size of the geometry as compact GeoJSON text."""
+
+
+def check_geometry(geometry: Any, limits: Limits | None = None) -> dict[str, Any]:
+    """A valid, non-empty WGS84 GeoJSON geometry (normalised) within ``limits``; else
+    ``InvalidInputError`` (422), or ``TooLargeError`` (413) for one over the byte limit."""
+    from shapely import get_num_coordinates
     from shapely.geometry import mapping, shape
     from shapely.validation import explain_validity
 
+    limits = limits or Limits()
     fix = "send a valid GeoJSON geometry (Point, LineString, Polygon, Multi*) in WGS84 lon/lat"
     if not isinstance(geometry, dict) or "type" not in geometry:
         raise InvalidInputError("geometry must be a GeoJSON geometry object", fix=fix)
+    size = len(json.dumps(geometry, separators=(",", ":")))
+    if size > limits.max_bytes:
+        raise TooLargeError(
+            f"the geometry is {size:,} bytes of GeoJSON; the limit is {limits.max_bytes:,}",
+            fix="simplify it (fewer vertices, fewer decimals) or split it into several "
+            "annotations; the limit is EARTHPLAT_ANNOTATION_MAX_BYTES",
+        )
     try:
         geom = shape(geometry)
     except Exception as e:  # shapely raises many kinds on malformed input
         raise InvalidInputError(f"geometry is not valid GeoJSON ({e})", fix=fix) from None
     if geom.is_empty:
         raise InvalidInputError("geometry is empty", fix=fix)
+    vertices = int(get_num_coordinates(geom))
+    if vertices > limits.max_vertices:
+        raise InvalidInputError(
+            f"the geometry has {vertices:,} vertices; the limit is {limits.max_vertices:,}",
+            fix="simplify it (e.g. shapely's simplify) or split it into several annotations; "
+            "the limit is EARTHPLAT_ANNOTATION_MAX_VERTICES",
+        )
     minx, miny, maxx, maxy = geom.bounds
     if not all(math.isfinite(v) for v in geom.bounds):
         raise InvalidInputError("geometry has non-finite coordinates", fix=fix)
@@ -111,11 +147,22 @@ def create_annotation(
     class_value: int | None = None,
     value: float | None = None,
     properties: dict[str, Any] | None = None,
+    limits: Limits | None = None,
+    lock_minutes: float = 30.0,
+    origin: str = "human",
+    model_id: int | None = None,
 ) -> Annotation:
-    geometry = check_geometry(geometry)
+    """A new annotation on a window the author may write to (claimed by them or free, which
+    claims it). ``origin="model"`` marks a pre-label made from ``model_id``'s prediction."""
+    if origin not in ORIGINS:
+        raise InvalidInputError(f"origin {origin!r} is not one of {', '.join(ORIGINS)}")
+    geometry = check_geometry(geometry, limits)
     check_label(project, class_value=class_value, value=value)
     window = _editable_window(session, window_id)
     check_inside(geometry, window)
+    claims.require_claim(
+        session, window=window, user_id=author_id, minutes=lock_minutes, action="annotate"
+    )
     row = Annotation(
         project_id=window.project_id,
         window_id=window_id,
@@ -124,6 +171,8 @@ def create_annotation(
         value=value,
         properties=properties or {},
         author_id=author_id,
+        origin=origin,
+        model_id=model_id,
         version=1,
     )
     session.add(row)
@@ -169,13 +218,16 @@ def update_annotation(
     version: int,
     author_id: int,
     changes: dict[str, Any],
+    limits: Limits | None = None,
+    lock_minutes: float = 30.0,
 ) -> Annotation:
     """Apply ``changes`` (geometry, class_value, value, properties) if the annotation is still at
-    ``version``; 409 otherwise."""
+    ``version``; 409 otherwise. A person changing a pre-label's geometry or label marks it
+    ``edited``."""
     current = get_annotation(session, annotation_id=annotation_id)
     values: dict[str, Any] = {}
     if "geometry" in changes and changes["geometry"] is not None:
-        values["geometry"] = check_geometry(changes["geometry"])
+        values["geometry"] = check_geometry(changes["geometry"], limits)
     if "properties" in changes and changes["properties"] is not None:
         values["properties"] = changes["properties"]
     for key in ("class_value", "value"):
@@ -189,6 +241,11 @@ def update_annotation(
     window = _editable_window(session, current.window_id)
     if "geometry" in values:
         check_inside(values["geometry"], window)
+    if current.origin == "model" and {"geometry", "class_value", "value"} & set(values):
+        values["edited"] = True
+    claims.require_claim(
+        session, window=window, user_id=author_id, minutes=lock_minutes, action="annotate"
+    )
     result = session.execute(
         update(Annotation)
         .where(Annotation.id == annotation_id, Annotation.version == version)
@@ -204,9 +261,19 @@ def update_annotation(
     return current
 
 
-def delete_annotation(session: Session, *, annotation_id: int, version: int) -> None:
+def delete_annotation(
+    session: Session,
+    *,
+    annotation_id: int,
+    version: int,
+    user_id: int,
+    lock_minutes: float = 30.0,
+) -> None:
     current = get_annotation(session, annotation_id=annotation_id)
-    _editable_window(session, current.window_id)
+    window = _editable_window(session, current.window_id)
+    claims.require_claim(
+        session, window=window, user_id=user_id, minutes=lock_minutes, action="annotate"
+    )
     result = session.execute(
         delete(Annotation)
         .where(Annotation.id == annotation_id, Annotation.version == version)

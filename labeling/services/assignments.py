@@ -1,9 +1,10 @@
 """Assignments and handing out the next task.
 
 A window with assignments goes only to its assignees; one without goes to anyone. ``next_task``
-prefers a task the caller already holds, then tasks assigned to them, then the rest, and claims it
-with a conditional UPDATE (free, expired, or already the caller's), so two labellers asking at
-once never get the same task.
+prefers a task the caller already holds, then ones they have not skipped, then tasks assigned to
+them, then windows whose imagery is valid over at least the project's ``min_valid_fraction``
+(unknown counts as valid), and claims it with a conditional UPDATE (free, expired, or already the
+caller's), so two labellers asking at once never get the same task.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ from sqlalchemy import and_, case, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from labeling.db import utcnow
-from labeling.models import Assignment, User, WindowRecord
+from labeling.models import PROJECT_SETTINGS, Assignment, TaskSkip, User, WindowRecord
+from labeling.services.claims import OPEN, free_for
 from labeling.services.errors import InvalidInputError, NotFoundError
-
-OPEN = ("unlabeled", "in_progress", "rejected")
 
 
 def assign(
@@ -64,15 +64,22 @@ def list_assignments(
 
 
 def next_task(
-    session: Session, *, project_id: int, user_id: int, lock_minutes: float, tries: int = 10
+    session: Session,
+    *,
+    project_id: int,
+    user_id: int,
+    lock_minutes: float,
+    min_valid_fraction: float = PROJECT_SETTINGS["min_valid_fraction"],
+    tries: int = 10,
 ) -> WindowRecord | None:
     """Claim and return the caller's next task (``None`` when nothing is left)."""
     for _ in range(tries):
         now = utcnow()
-        free = or_(
-            WindowRecord.locked_by.is_(None),
-            WindowRecord.locked_by == user_id,
-            WindowRecord.locked_until < now,
+        free = free_for(user_id, now)
+        skipped = exists().where(TaskSkip.window_id == WindowRecord.id, TaskSkip.user_id == user_id)
+        poor = and_(
+            WindowRecord.valid_fraction.is_not(None),
+            WindowRecord.valid_fraction < min_valid_fraction,
         )
         mine = exists().where(
             Assignment.window_id == WindowRecord.id, Assignment.user_id == user_id
@@ -89,7 +96,9 @@ def next_task(
                 )
                 .order_by(
                     case((WindowRecord.locked_by == user_id, 0), else_=1),
+                    case((skipped, 1), else_=0),
                     case((mine, 0), else_=1),
+                    case((poor, 1), else_=0),
                     WindowRecord.id,
                 )
                 .limit(5)

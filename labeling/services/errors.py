@@ -53,3 +53,10 @@ class PermissionDeniedError(PlatformError):
 class TooLargeError(PlatformError):
     status = 413
     default_fix = "send a smaller file (crop or tile it), or raise EARTHPLAT_MAX_UPLOAD_MB"
+
+
+class LockedError(PlatformError):
+    """The window is claimed by someone else."""
+
+    status = 423
+    default_fix = "take another task (POST /projects/{id}/tasks/next), or wait for the claim to end"

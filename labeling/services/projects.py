@@ -54,6 +54,8 @@ def update_project(session: Session, *, project_id: int, changes: dict[str, Any]
     end = changes.get("end", project.end)
     if start and end and end <= start:
         raise InvalidInputError("the project's end must be after its start")
+    if "settings" in changes:  # a patch: merged into the project's own values
+        changes = {**changes, "settings": {**(project.settings or {}), **changes["settings"]}}
     for key, value in changes.items():
         setattr(project, key, value)
     project.updated_at = utcnow()

@@ -122,7 +122,9 @@ def make_user(client, name: str, *, project_id: int | None = None, role: str | N
     return user_id, headers
 
 
-def make_project(client, name: str = "floods", task_type: str = "segmentation") -> dict:
+def make_project(
+    client, name: str = "floods", task_type: str = "segmentation", settings: dict | None = None
+) -> dict:
     r = client.post(
         "/api/v1/projects",
         json={
@@ -132,6 +134,7 @@ def make_project(client, name: str = "floods", task_type: str = "segmentation") 
             "sensors": ["sentinel2_l2a"],
             "start": "2019-01-01",
             "end": "2020-01-01",
+            "settings": settings or {},
         },
         headers=ADMIN,
     )

@@ -1,5 +1,7 @@
-"""50 concurrent labellers over real loopback HTTP (uvicorn in a subprocess): no write is lost,
-every stale write gets 409 and changes nothing, on SQLite and PostgreSQL."""
+"""50 concurrent labellers over real loopback HTTP (uvicorn in a subprocess), on SQLite and
+PostgreSQL: of 50 racing for one free window exactly one claims it and the others get 423 with
+nothing stored; then 50 sessions of the winner write at once: no write is lost, every stale write
+gets 409 and changes nothing."""
 
 from __future__ import annotations
 
@@ -67,9 +69,39 @@ def test_fifty_labellers(db_url, data_dir):
         window, _, headers = _seed(base, db_url)
         wid, geom = window["id"], centre(window)
         print(f"seed: {time.perf_counter() - t0:.1f} s")
-        clients = [httpx.Client(base_url=base, timeout=120, headers=h) for h in headers]
+        racers = [httpx.Client(base_url=base, timeout=120, headers=h) for h in headers]
         pool = ThreadPoolExecutor(N)
+        clients: list[httpx.Client] = []
         try:
+            # 0. N labellers write to the same free window at once: the first write claims
+            # it, every other one is refused with 423 naming the holder, and stores nothing
+            barrier0 = threading.Barrier(N)
+
+            def race(i: int) -> httpx.Response:
+                barrier0.wait()
+                return racers[i].post(
+                    f"/api/v1/windows/{wid}/annotations",
+                    json={"geometry": geom, "class_value": 1, "properties": {"race": i}},
+                )
+
+            answers = list(pool.map(race, range(N)))
+            codes = sorted(r.status_code for r in answers)
+            assert codes == [201] + [423] * (N - 1), codes
+            winner = next(i for i, r in enumerate(answers) if r.status_code == 201)
+            for r in answers:
+                if r.status_code == 423:
+                    assert f"claimed by l{winner} until" in r.json()["detail"]
+            stored = racers[0].get(f"/api/v1/windows/{wid}/annotations").json()
+            assert [a["properties"] for a in stored] == [{"race": winner}]
+            racers[winner].delete(
+                f"/api/v1/annotations/{stored[0]['id']}", headers={"If-Match": '"1"'}
+            ).raise_for_status()
+
+            # the rest runs in N sessions of the claim's holder (one labeller, many tabs)
+            clients = [
+                httpx.Client(base_url=base, timeout=120, headers=headers[winner]) for _ in range(N)
+            ]
+
             # 1. concurrent creates: every one lands
             def create(i: int) -> list[int]:
                 out = []
@@ -146,5 +178,5 @@ def test_fifty_labellers(db_url, data_dir):
             assert conflicts > 0  # the test did contend
         finally:
             pool.shutdown()
-            for c in clients:
+            for c in racers + clients:
                 c.close()

@@ -273,8 +273,9 @@ def _label_polygons(ds_root: str, window_name: str, limit: int = 12) -> list[dic
 
 def annotated_project(client, shared_data, n: int = 6, names=NAMES):
     """A segmentation project with ``n`` materialised windows (layers ``names``) whose real hand
-    labels are annotations, submitted and accepted. Returns (project id, windows)."""
-    pid = make_project(client)["id"]
+    labels are annotations, submitted and accepted (by the same admin: the project allows
+    single-person review). Returns (project id, windows)."""
+    pid = make_project(client, settings={"self_review": True})["id"]
     _, chosen = windows_with_data(client, pid, shared_data, n)
     ids = [w["id"] for w in chosen]
     upload_chip(client, pid, shared_data, names)

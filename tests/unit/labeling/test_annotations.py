@@ -81,6 +81,6 @@ def test_versions(session, project, windows):
         )
     assert svc.get_annotation(session, annotation_id=a.id).class_value == 3
     with pytest.raises(ConflictError):
-        svc.delete_annotation(session, annotation_id=a.id, version=1)
-    svc.delete_annotation(session, annotation_id=a.id, version=2)
+        svc.delete_annotation(session, annotation_id=a.id, version=1, user_id=1)
+    svc.delete_annotation(session, annotation_id=a.id, version=2, user_id=1)
     assert svc.list_annotations(session, window_id=w.id) == []
