@@ -1,7 +1,8 @@
 """Errors -> clear JSON responses: ``{"detail": what was wrong, "fix": what to do}``.
 
 The hierarchy itself lives in ``labeling.services.errors`` (the services raise it; the API only
-maps it), re-exported here. earthplat's own errors (bad windows, unknown sensors) become 422.
+maps it), re-exported here. earthplat's own errors (bad windows, unknown sensors) become 422; a
+local source path outside the server's source roots too, with the fix ``source_roots_fix``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy.exc import DataError as DBDataError
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from earthplat.data.sources.roots import SourceRootError
 from earthplat.errors import EarthplatError
 from labeling.services.errors import (
     AuthenticationError,
@@ -54,6 +56,19 @@ async def _platform(request: Request, exc: PlatformError) -> JSONResponse:
 
 async def _earthplat(request: Request, exc: EarthplatError) -> JSONResponse:
     return error_response(422, str(exc), "correct the input named in the message")
+
+
+def source_roots_fix(exc: SourceRootError) -> str:
+    """What to do about a local source path outside the roots (also a failed job's advice)."""
+    where = ", ".join(str(r) for r in exc.roots) or "none"
+    return (
+        "set EARTHPLAT_SOURCE_ROOTS (folders separated by ',' or os.pathsep) to include the "
+        f"file's folder, or move the file under one of the current roots ({where})"
+    )
+
+
+async def _source_root(request: Request, exc: SourceRootError) -> JSONResponse:
+    return error_response(422, str(exc), source_roots_fix(exc))
 
 
 async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -104,6 +119,7 @@ async def _operational(request: Request, exc: OperationalError) -> JSONResponse:
 def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PlatformError, _platform)
     app.add_exception_handler(EarthplatError, _earthplat)
+    app.add_exception_handler(SourceRootError, _source_root)  # the more specific class wins
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(IntegrityError, _integrity)

@@ -43,6 +43,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+from api.settings import default_demo_data
+
 DEMO = "demo"
 CHIP = "sen1floods11_spain"
 UPLOADS = (  # layer name, file, modality, materialize options
@@ -78,14 +80,6 @@ def admin_key(data_dir: Path) -> AdminKey:
     with os.fdopen(fd, "w") as f:
         f.write(key + "\n")
     return AdminKey(key, "created", path)
-
-
-def default_demo_data() -> Path | None:
-    env = os.environ.get("EARTHPLAT_DEMO_DATA")
-    if env:
-        return Path(env)
-    guess = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
-    return guess if guess.is_dir() else None
 
 
 def wait_healthy(base: str, timeout: float = 120.0, alive=lambda: True) -> None:

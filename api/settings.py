@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -30,6 +31,10 @@ class Settings(BaseSettings):
     """How long a task handed out by ``tasks/next`` stays locked to its labeler."""
     migrate: bool = True
     """Upgrade the database to the latest migration when the app starts."""
+    source_roots: str | None = None
+    """Folders (``os.pathsep``- or comma-separated) that the local files of sources must lie
+    under: a STAC catalogue registered by path and the local asset hrefs inside it. Default:
+    the data dir and the demo data dir (``allowed_source_roots``)."""
 
     @property
     def resolved_database_url(self) -> str:
@@ -37,6 +42,28 @@ class Settings(BaseSettings):
 
     def project_dir(self, project_id: int) -> Path:
         return Path(self.data_dir).expanduser().resolve() / "projects" / str(project_id)
+
+    def allowed_source_roots(self) -> list[Path]:
+        """``source_roots`` resolved, else the data dir and the demo data dir (if it exists)."""
+        from earthplat.data.sources.roots import parse_roots
+
+        if self.source_roots and self.source_roots.strip():
+            return parse_roots(self.source_roots)
+        roots = [Path(self.data_dir).expanduser().resolve()]
+        demo = default_demo_data()
+        if demo is not None and demo.is_dir():
+            roots.append(demo.expanduser().resolve())
+        return roots
+
+
+def default_demo_data() -> Path | None:
+    """``EARTHPLAT_DEMO_DATA``, else ``../shared/data/real`` beside the repository if it exists:
+    the folder ``make run``'s demo project uploads from."""
+    env = os.environ.get("EARTHPLAT_DEMO_DATA")
+    if env:
+        return Path(env)
+    guess = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+    return guess if guess.is_dir() else None
 
 
 def get_settings() -> Settings:

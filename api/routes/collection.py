@@ -221,9 +221,15 @@ def upload_raster(
     status_code=status.HTTP_201_CREATED,
 )
 def register_stac(
-    project_id: PathId, body: StacSourceCreate, session: SessionDep, user: CurrentUser
+    project_id: PathId,
+    body: StacSourceCreate,
+    session: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
 ) -> Layer:
-    """Register a STAC source (API or static catalog URL + collection) for materialisation."""
+    """Register a STAC source (API or static catalog URL + collection) for materialisation. A
+    local catalogue must lie under the server's source roots (``EARTHPLAT_SOURCE_ROOTS``);
+    nothing is stored when it does not."""
     auth.require(session, user=user, project_id=project_id, permission="manage")
     from earthplat.sensors import get_modality
 
@@ -233,6 +239,9 @@ def register_stac(
             f"{body.url!r} is not an http(s) URL or an absolute path",
             fix="give the STAC API root (https://.../v1) or a catalog/collection JSON",
         )
+    from earthplat.data.sources.roots import check_href
+
+    check_href(body.url, settings.allowed_source_roots())  # SourceRootError: a 422 (api.errors)
     if any(
         layer.name == body.name and layer.kind == "stac"
         for layer in svc.list_layers(session, project_id=project_id)

@@ -16,6 +16,11 @@ Payload::
 Work runs in chunks of windows through ``earthplat.data.ingest`` (parallel, retried); progress
 and a cancel check come between chunks. Finished layers are skipped, so a retried or reclaimed
 job resumes where the last attempt stopped.
+
+Local files are read only under the server's source roots (``Settings.allowed_source_roots``):
+a STAC source's catalogue and the asset hrefs of the items each window reads (an uploaded raster:
+its project's folder). A file outside fails the job at once (not retried, whatever
+``ignore_errors`` says), naming the file, the roots and the fix.
 """
 
 from __future__ import annotations
@@ -28,10 +33,10 @@ CHUNKS = 20
 """Progress steps per layer."""
 
 
-def _source(spec: Any, row, modality: str):
+def _source(spec: Any, row, modality: str, ctx: JobContext):
     from earthplat.data.sources.factory import build_source
 
-    if row.kind == "upload":
+    if row.kind == "upload":  # the platform wrote it into the project's folder
         return build_source(
             modality,
             paths=[row.path],
@@ -39,6 +44,7 @@ def _source(spec: Any, row, modality: str):
             nodata=spec.nodata,
             to_db=spec.to_db,
             file_bands=spec.file_bands,
+            allowed_roots=[ctx.project_dir()],
         )
     if row.kind == "stac":
         info = row.info or {}
@@ -48,8 +54,48 @@ def _source(spec: Any, row, modality: str):
             collections=[info["collection"]] if info.get("collection") else None,
             max_cloud_cover=info.get("max_cloud_cover"),
             to_db=spec.to_db,
+            allowed_roots=_source_roots(ctx),
         )
     raise PermanentJobError(f"layer {row.name!r} is a {row.kind} layer, not a source")
+
+
+def _source_roots(ctx: JobContext) -> list:
+    from api.settings import Settings
+
+    settings = ctx.settings if ctx.settings is not None else Settings(data_dir=ctx.data_dir)
+    return settings.allowed_source_roots()
+
+
+class _RootGuard:
+    """The source, remembering the first ``SourceRootError`` of its searches: ingest turns a
+    window's error into a per-window failure, while a file outside the roots must fail the
+    job."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self.refused: Exception | None = None
+
+    def search(self, window: Any) -> list:
+        from earthplat.data.sources.roots import SourceRootError
+
+        try:
+            return self.source.search(window)
+        except SourceRootError as e:
+            self.refused = self.refused or e
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.source, name)
+
+    def check(self) -> None:
+        if self.refused is not None:
+            raise _refused(self.refused)
+
+
+def _refused(e: Any) -> PermanentJobError:
+    from api.errors import source_roots_fix
+
+    return PermanentJobError(f"{e}; fix: {source_roots_fix(e)}")
 
 
 def _resolve(session, project_id: int, params: Any):
@@ -164,13 +210,21 @@ def run(ctx: JobContext) -> dict[str, Any]:
             max_periods=spec.max_periods,
             method=spec.method,
         )
-        source = _source(spec, row, modality)
+        from earthplat.data.sources.roots import SourceRootError
+
+        try:
+            source = _RootGuard(_source(spec, row, modality, ctx))
+        except SourceRootError as e:  # the catalogue itself
+            raise _refused(e) from None
         report = {"done": 0, "skipped": 0, "missing": {}, "failed": {}}
         step = max(1, -(-len(window_objs) // CHUNKS))
         for i in range(0, len(window_objs), step):
             ctx.check()
             chunk = window_objs[i : i + step]
-            r = ingest(ds, chunk, layer, source, cfg)
+            try:
+                r = ingest(ds, chunk, layer, source, cfg)
+            finally:  # ignore_errors or not, a refused file fails the job
+                source.check()
             report["done"] += len(r.done)
             report["skipped"] += len(r.skipped)
             report["missing"].update(r.missing)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from earthplat.errors import DataError
 
 
@@ -19,8 +21,12 @@ def build_source(
     max_cloud_cover: float | None = None,
     dates: list[str] | None = None,
     allow_substitution: bool = False,
+    allowed_roots: list[Path] | None = None,
 ):
-    """A ``LocalSource`` for ``paths`` or a ``StacSource`` for ``stac`` (exactly one)."""
+    """A ``LocalSource`` for ``paths`` or a ``StacSource`` for ``stac`` (exactly one).
+
+    ``allowed_roots``: folders every local file the source reads must lie under (a server's
+    sources; ``earthplat.data.sources.roots``); ``None``, the CLI's default, reads anything."""
     if bool(paths) == bool(stac):
         raise DataError("give either --paths (local rasters) or --stac (a STAC API or catalog URL)")
     if paths:
@@ -36,6 +42,7 @@ def build_source(
             nodata=nodata,
             dates=dates,
             allow_substitution=allow_substitution,
+            allowed_roots=allowed_roots,
         )
     from earthplat.data.sources.stac import StacSource
 
@@ -46,4 +53,5 @@ def build_source(
         max_cloud_cover=max_cloud_cover,
         to_db=to_db,
         allow_substitution=allow_substitution,
+        allowed_roots=allowed_roots,
     )

@@ -4,7 +4,9 @@ Which file band is which (band, date) is decided by ``earthplat.data.sources.ban
 mapping predict uses too): band descriptions, ``bands`` (``--file_bands``) and ``dates``
 (``--dates``), or the modality's own order; bands without a date take the file's date tag, a
 date in its name, or ``datetime``. The product level the file's metadata states (Sentinel-2
-L1C or L2A) must be the modality asked for (``earthplat.data.sources.level``).
+L1C or L2A) must be the modality asked for (``earthplat.data.sources.level``). With
+``allowed_roots`` (a server's sources) every file, after glob expansion, must lie under one of
+those folders (``earthplat.data.sources.roots``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from earthplat.data.sources.bands import date_token, file_date, map_file_bands
 from earthplat.data.sources.base import Asset, Item, QualityAsset
 from earthplat.data.sources.level import check_product
+from earthplat.data.sources.roots import check_href
 from earthplat.data.window import Window, parse_time
 from earthplat.errors import DataError
 from earthplat.sensors import get_modality
@@ -63,6 +66,9 @@ class LocalSource:
     allow_substitution: bool = False
     """Accept files whose metadata names another product of the modality's family (L2A given
     as L1C); the substitution is recorded in each item (and so in the layer metadata)."""
+    allowed_roots: list[Path] | None = None
+    """Folders every file (and ``quality``) must lie under, symlinks and ``..`` resolved;
+    ``None`` reads anything (the CLI). A file outside raises ``SourceRootError``."""
 
     def __post_init__(self) -> None:
         self.spec = get_modality(self.modality)
@@ -85,6 +91,7 @@ class LocalSource:
             return {}
         import rasterio
 
+        check_href(self.quality, self.allowed_roots)
         out = {}
         with rasterio.open(self.quality) as q:
             for i, d in enumerate(q.descriptions, start=1):
@@ -103,8 +110,11 @@ class LocalSource:
         from rasterio.warp import transform_bounds
 
         quality = self._quality_for()
+        paths = expand_paths(self.paths)
+        for path in paths:  # all of them before reading any
+            check_href(path, self.allowed_roots)
         items: dict[tuple[str, str], Item] = {}
-        for path in expand_paths(self.paths):
+        for path in paths:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", NotGeoreferencedWarning)

@@ -21,6 +21,10 @@ Which access path: a path or URL ending in ``.json`` (or a local directory holdi
 ``pystac`` and filtered in Python; anything else is opened with
 ``pystac_client.Client`` and searched if it conforms to STAC API Item Search (a static root
 opened that way is walked instead). Searches are lazy: constructing a source touches no network.
+
+With ``allowed_roots`` (a server's sources) every local file the source reads must lie under one
+of those folders (``earthplat.data.sources.roots``): the catalogue, each catalogue, collection and
+item JSON its links lead to, and the asset hrefs of the items a search returns.
 """
 
 from __future__ import annotations
@@ -29,11 +33,13 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from earthplat.data.sources.base import Asset, Item, QualityAsset
 from earthplat.data.sources.level import check_product
+from earthplat.data.sources.roots import SourceRootError, check_href
 from earthplat.data.sources.stac_assets import (
     EARTH_SEARCH_S2_ASSETS,
     LANDSAT_C2_L2_ASSETS,
@@ -89,6 +95,10 @@ class StacSource:
     allow_substitution: bool = False
     """Accept items whose collection or properties name another product of the modality's
     family (``sentinel-2-l2a`` items as ``sentinel2_l1c``); recorded in the layer metadata."""
+    allowed_roots: list[Path] | None = None
+    """Folders every local file the source reads must lie under (catalogue JSON and asset
+    hrefs; symlinks and ``..`` resolved); ``None`` reads anything (the CLI). A local path
+    outside raises ``SourceRootError``."""
 
     def __post_init__(self) -> None:
         self.spec = get_modality(self.modality)
@@ -107,6 +117,7 @@ class StacSource:
         except SensorError as e:
             raise DataError(f"StacSource({self.url}): {e}") from None
         self._static: list[Any] | None = None  # a static catalogue is walked once
+        check_href(self.url, self.allowed_roots)
 
     # --- presets -----------------------------------------------------------------------------
     @classmethod
@@ -234,10 +245,24 @@ class StacSource:
             item = self.to_item(stac_item)
             if item is None or not item.in_time(window) or not self._cloud_ok(item):
                 continue
+            self._check_roots(item)
             items.append(item)
             if len(items) >= self.max_items:
                 break
         return sorted(items, key=lambda it: (it.datetime, it.id))
+
+    def _check_roots(self, item: Item) -> None:
+        """Refuse an item with a local asset outside ``allowed_roots`` (before it is read)."""
+        if self.allowed_roots is None:
+            return
+        hrefs = [a.href for a in item.assets.values()]
+        for href in hrefs + ([item.quality.href] if item.quality else []):
+            try:
+                check_href(href, self.allowed_roots)
+            except SourceRootError as e:
+                raise SourceRootError(
+                    f"STAC item {item.id} of {self.url}: {e}", path=e.path, roots=e.roots
+                ) from None
 
     def _cloud_ok(self, item: Item) -> bool:
         cloud = item.properties.get("cloud_cover")
@@ -279,10 +304,9 @@ class StacSource:
 
     def _read_static(self) -> Any:
         import pystac
-        from pystac.stac_io import DefaultStacIO
 
         href = self.static_href
-        io = DefaultStacIO(headers=self.headers)
+        io = _rooted_io(self.headers, self.allowed_roots)
         try:
             d = io.read_json(href)
             if d.get("type") == "FeatureCollection":
@@ -293,6 +317,8 @@ class StacSource:
                 return collection
             return pystac.read_file(href, stac_io=io)
         except Exception as e:  # urllib, OS, JSON and STAC errors all mean the same here
+            if refused := _root_error(e):
+                raise refused from None
             raise DataError(
                 f"cannot read the STAC catalogue {href} ({e}); check that the "
                 "path or URL exists and holds STAC JSON"
@@ -312,6 +338,8 @@ class StacSource:
                 except TypeError:  # pystac < 1.8: no recursive=
                     found = list(root.get_all_items())
             except Exception as e:  # a broken child or item link
+                if refused := _root_error(e):  # pystac wraps what its StacIO raised
+                    raise refused from None
                 raise DataError(
                     f"cannot walk the STAC catalogue {self.url} ({e}); check its links"
                 ) from None
@@ -402,6 +430,27 @@ class StacSource:
 
     def _quality(self, stac_item: Any) -> QualityAsset | None:
         return quality_asset(stac_item, self.quality_asset, self.quality_kind)
+
+
+def _root_error(e: BaseException | None) -> SourceRootError | None:
+    """The ``SourceRootError`` in ``e``'s chain of causes, if any."""
+    while e is not None:
+        if isinstance(e, SourceRootError):
+            return e
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _rooted_io(headers: dict[str, str] | None, roots: list[Path] | None) -> Any:
+    """pystac's ``DefaultStacIO``, refusing local files outside ``roots`` (``None``: none)."""
+    from pystac.stac_io import DefaultStacIO
+
+    class RootedStacIO(DefaultStacIO):
+        def read_text_from_href(self, href: str) -> str:
+            check_href(href, roots)
+            return super().read_text_from_href(href)
+
+    return RootedStacIO(headers=headers)
 
 
 def _bbox2d(bbox: list[float]) -> list[float]:
