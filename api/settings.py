@@ -29,12 +29,21 @@ class Settings(BaseSettings):
     """Most windows one collection request may create."""
     lock_minutes: float = 30.0
     """How long a task handed out by ``tasks/next`` stays locked to its labeler."""
+    annotation_max_vertices: int = Field(default=10_000, ge=4)
+    """Most vertices one annotation geometry may have (more is a 422)."""
+    annotation_max_bytes: int = Field(default=1_000_000, ge=100)
+    """Largest annotation geometry, as compact GeoJSON text (more is a 413)."""
     migrate: bool = True
     """Upgrade the database to the latest migration when the app starts."""
     source_roots: str | None = None
     """Folders (``os.pathsep``- or comma-separated) that the local files of sources must lie
     under: a STAC catalogue registered by path and the local asset hrefs inside it. Default:
     the data dir and the demo data dir (``allowed_source_roots``)."""
+
+    def annotation_limits(self):
+        from labeling.services.annotations import Limits
+
+        return Limits(self.annotation_max_vertices, self.annotation_max_bytes)
 
     @property
     def resolved_database_url(self) -> str:

@@ -137,11 +137,16 @@ def _resolve(session, project_id: int, params: Any):
 
 
 def _record_layers(ctx: JobContext, windows: dict[str, Any], name: str, modality: str, ds) -> int:
-    """A ``materialized`` layer row per window that now holds the layer (once)."""
-    from sqlalchemy import select
+    """A ``materialized`` layer row per window that now holds the layer (once), and the
+    windows' ``valid_fraction``: the best period's share of valid pixels over their imagery
+    layers (label maps do not count), which ``tasks/next`` uses to hand out good windows first."""
+    from sqlalchemy import select, update
 
     from api.database import begin_write
-    from labeling.models import Layer
+    from earthplat.sensors import get_modality
+    from labeling.models import Layer, WindowRecord
+
+    imagery = not get_modality(modality).categorical
 
     with ctx.session_factory() as s:
         begin_write(s)
@@ -156,9 +161,23 @@ def _record_layers(ctx: JobContext, windows: dict[str, Any], name: str, modality
         )
         added = 0
         for wname, row in windows.items():
-            if row.id in have or not ds.layer_done(wname, name):
+            if not ds.layer_done(wname, name):
                 continue
             meta = ds.layer_metadata(wname, name)
+            if imagery:
+                best = max(meta.get("valid_fraction") or [0.0])
+                s.execute(
+                    update(WindowRecord)
+                    .where(WindowRecord.id == row.id)
+                    .where(
+                        (WindowRecord.valid_fraction.is_(None))
+                        | (WindowRecord.valid_fraction < best)
+                    )
+                    .values(valid_fraction=best)
+                    .execution_options(synchronize_session=False)
+                )
+            if row.id in have:
+                continue
             s.add(
                 Layer(
                     project_id=ctx.project_id,
