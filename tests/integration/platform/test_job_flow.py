@@ -121,6 +121,11 @@ def test_materialize_job_then_tiles(big_client, shared_data):
     rows = client.get(f"/api/v1/projects/{pid}/layers", headers=ADMIN).json()
     mat = [x for x in rows if x["kind"] == "materialized"]
     assert len(mat) == 6 and {x["window_id"] for x in mat} == {w["id"] for w in chosen}
+    # each window records its best period's valid share of the imagery (not of the label map)
+    for w in chosen:
+        row = client.get(f"/api/v1/windows/{w['id']}", headers=ADMIN).json()
+        s2_layer = next(x for x in mat if x["window_id"] == w["id"] and x["name"] == "s2")
+        assert row["valid_fraction"] == max(s2_layer["info"]["valid_fraction"]) > 0.5
 
     # tiles of the first window
     w = chosen[0]
