@@ -2,9 +2,10 @@
 west half beats the best per-pixel water threshold on the held-out east half.
 
 It runs ``bench.floods_vs_threshold`` itself (the shipped nano + UPerNet config with its pixel
-skip, S2 + S1, 100 steps, seeded), so the benchmark and this test cannot drift apart. The
+skip, S2 + S1, 200 steps, seeded), so the benchmark and this test cannot drift apart. The
 threshold is chosen on the training pixels only, and both are scored on the same held-out
-pixels."""
+pixels. At 100 steps the margin (0.758-0.779 across seeds and optimizer kernels, against a
+0.751 baseline) was within run-to-run noise; at 200 steps it is 0.784."""
 
 import json
 
@@ -17,7 +18,7 @@ def test_finetuned_model_beats_the_per_pixel_threshold_on_held_out_water(shared_
     from bench.floods_vs_threshold import main
 
     out = tmp_path / "floods.md"
-    report = main(["--steps", "100", "--work", str(tmp_path / "work"), "--out", str(out)])
+    report = main(["--steps", "200", "--work", str(tmp_path / "work"), "--out", str(out)])
 
     baseline, model = report["baseline_chosen"], report["model"]
     # the fair baseline: the best of VV, VH, NDWI and MNDWI on the *training* pixels
@@ -33,4 +34,4 @@ def test_finetuned_model_beats_the_per_pixel_threshold_on_held_out_water(shared_
     # the report the note quotes is written with both numbers
     text = out.read_text()
     assert f"{model['test_iou_water']:.3f}" in text and f"{baseline['test_iou']:.3f}" in text
-    assert json.loads(out.with_suffix(".json").read_text())["model"]["steps"] == 100
+    assert json.loads(out.with_suffix(".json").read_text())["model"]["steps"] == 200
