@@ -122,7 +122,10 @@ def skip(window: WindowLabel, session: SessionDep, user: CurrentUser) -> WindowR
 def assign(
     project_id: PathId, body: AssignmentCreate, session: SessionDep, user: CurrentUser
 ) -> list[Assignment]:
-    auth.require(session, user=user, project_id=project_id, permission="manage")
+    """Assign windows to a user (managers); a labeller may queue windows for themselves
+    (``user_id`` = their own id), e.g. from "more like this"."""
+    own = body.user_id == user.id
+    auth.require(session, user=user, project_id=project_id, permission="label" if own else "manage")
     return assignments.assign(
         session, project_id=project_id, user_id=body.user_id, window_ids=body.window_ids
     )

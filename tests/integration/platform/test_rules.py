@@ -244,3 +244,27 @@ def test_an_inverted_bbox_is_refused_not_flipped(client):
         assert r.status_code == 422 and what in r.text, r.text
     assert client.get(f"/api/v1/projects/{pid}/windows", headers=ADMIN).json() == []
     assert client.get(f"/api/v1/projects/{pid}/datasets", headers=ADMIN).json() == []
+
+
+def test_a_labeller_may_queue_windows_for_themselves_only(client):
+    pid, windows = _setup(client)
+    alice_id, alice = make_user(client, "alice", project_id=pid, role="labeler")
+    bob_id, _ = make_user(client, "bob", project_id=pid, role="labeler")
+    last = windows[-1]["id"]
+    r = client.post(
+        f"/api/v1/projects/{pid}/assignments",
+        json={"user_id": bob_id, "window_ids": [last]},
+        headers=alice,
+    )
+    assert r.status_code == 403
+    r = client.post(
+        f"/api/v1/projects/{pid}/assignments",
+        json={"user_id": alice_id, "window_ids": [last]},
+        headers=alice,
+    )
+    assert r.status_code == 201 and [a["window_id"] for a in r.json()] == [last]
+    # her queue comes first
+    assert client.post(f"/api/v1/projects/{pid}/tasks/next", headers=alice).json()["id"] == last
+    assert client.get(f"/api/v1/projects/{pid}/assignments", headers=ADMIN).json()[0][
+        "user_id"
+    ] == (alice_id)
