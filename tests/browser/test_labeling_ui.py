@@ -15,8 +15,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.web import web_dist
-from tests.conftest import MISSING
+from tests.browser.helpers import (
+    draw_polygon,
+    map_click,
+    need_components,
+    open_window,
+    select_at,
+    sign_in,
+    summary,
+    switch_user,
+    tid,
+    wait_summary,
+)
 from tests.integration.platform.conftest import (
     ADMIN,
     ADMIN_KEY,
@@ -27,25 +37,12 @@ from tests.integration.platform.conftest import (
 from tests.integration.platform.test_job_flow import UPLOADS, upload_chip, windows_with_data
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-CHROMIUM = Path("/usr/bin/chromium")
-TIMEOUT_MS = 20_000
-
-
-def _need_components() -> None:
-    if not CHROMIUM.is_file():
-        pytest.skip(f"{MISSING} {CHROMIUM} (run `make chromium`)")
-    if not (web_dist() / "index.html").is_file():
-        pytest.skip(f"{MISSING} the built web UI at {web_dist()} (run `make web`)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        pytest.skip(f"{MISSING} the playwright Python package")
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory, shared_data: Path):
     """The seeded server: {base, project, windows (materialised), keys, job}."""
-    _need_components()
+    need_components()
     from api.jobs.worker import run_worker
     from api.settings import Settings
 
@@ -87,28 +84,6 @@ def platform(tmp_path_factory, shared_data: Path):
         client.close()
 
 
-@pytest.fixture(scope="module")
-def browser(platform):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    yield page
-    context.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
-
-
 def api(platform, role: str = "labeler") -> httpx.Client:
     key = ADMIN_KEY if role == "admin" else platform["keys"][role]
     return httpx.Client(
@@ -128,77 +103,6 @@ def annotate_centre(client: httpx.Client, window: dict, class_value: int) -> Non
         json={"geometry": point, "class_value": class_value},
     )
     assert r.status_code == 201, r.text
-
-
-def tid(name: str) -> str:
-    return f"[data-testid='{name}']"
-
-
-def sign_in(page, platform, key: str) -> None:
-    page.goto(platform["base"] + "/")
-    page.wait_for_url(re.compile("#/signin$"))
-    page.fill(tid("api-key"), key)
-    page.click(tid("sign-in"))
-    page.wait_for_url(re.compile("#/projects$"))
-
-
-def switch_user(page, key: str) -> None:
-    """Sign out through the UI and sign in again with another key."""
-    page.click(tid("sign-out"))
-    page.fill(tid("api-key"), key)
-    page.click(tid("sign-in"))
-    page.wait_for_url(re.compile("#/projects$"))
-
-
-def open_window(page, platform, window: dict) -> None:
-    pid = platform["project"]["id"]
-    page.goto(f"{platform['base']}/#/projects/{pid}/windows/{window['id']}")
-    page.wait_for_selector(tid("ann-summary"))
-    page.wait_for_function("document.querySelector('.map canvas') !== null")
-
-
-def map_point(page, dx: float, dy: float) -> tuple[float, float]:
-    """A page position offset (in px) from the map's centre."""
-    box = page.locator(tid("map")).bounding_box()
-    return box["x"] + box["width"] / 2 + dx, box["y"] + box["height"] / 2 + dy
-
-
-def map_click(page, dx: float, dy: float) -> None:
-    """Click the map like a person: OpenLayers takes two clicks within 250 ms, wherever they
-    are, for a double click (which zooms), so leave a pause before each."""
-    page.wait_for_timeout(300)
-    page.mouse.click(*map_point(page, dx, dy))
-
-
-def draw_polygon(page, offsets) -> None:
-    page.click(tid("tool-polygon"))
-    for dx, dy in offsets:
-        map_click(page, dx, dy)
-    map_click(page, *offsets[0])  # back on the first vertex closes it
-
-
-def wait_summary(page, start: str) -> None:
-    """Wait until the annotation summary starts with ``start``."""
-    page.wait_for_function(
-        "s => document.querySelector(\"[data-testid='ann-summary']\").innerText.startsWith(s)",
-        arg=start,
-    )
-
-
-def select_at(page, dx: float, dy: float) -> None:
-    """Click a drawn annotation with the select tool. The last click's single-click event
-    (OpenLayers sends it 250 ms late) must land before the tool changes, and this one's after."""
-    page.wait_for_timeout(300)
-    page.click(tid("tool-select"))
-    map_click(page, dx, dy)
-    page.wait_for_timeout(350)
-    page.wait_for_function(
-        "document.querySelector(\"[data-testid='ann-summary']\").innerText.endsWith(' 1 selected')"
-    )
-
-
-def summary(page) -> str:
-    return page.locator(tid("ann-summary")).inner_text()
 
 
 def test_sign_in_open_window_and_browse_imagery(page, platform):

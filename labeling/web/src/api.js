@@ -36,7 +36,12 @@ export function authHeaders(extra = {}) {
 }
 
 /** fetch `path` (under /api/v1 unless absolute); JSON in, JSON out; null for 204. */
-export async function api(path, { method = "GET", body, headers = {} } = {}) {
+export async function api(path, options = {}) {
+  return (await apiWithHeaders(path, options)).data;
+}
+
+/** As `api`, also returning the response headers (e.g. X-Total-Count of a listing). */
+export async function apiWithHeaders(path, { method = "GET", body, headers = {} } = {}) {
   const init = { method, headers: authHeaders(headers) };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
@@ -48,7 +53,7 @@ export async function api(path, { method = "GET", body, headers = {} } = {}) {
   } catch (e) {
     throw new ApiError(0, `the API cannot be reached (${e.message})`, "check that it is running");
   }
-  if (r.status === 204) return null;
+  if (r.status === 204) return { data: null, headers: r.headers };
   const text = await r.text();
   let data = null;
   try {
@@ -57,5 +62,27 @@ export async function api(path, { method = "GET", body, headers = {} } = {}) {
     data = { detail: text || r.statusText };
   }
   if (!r.ok) throw new ApiError(r.status, data?.detail ?? r.statusText, data?.fix);
-  return data;
+  return { data, headers: r.headers };
+}
+
+/** Download an API file (artefacts need the Authorization header, which a link cannot send). */
+export async function download(url, name) {
+  const r = await fetch(url, { headers: authHeaders() });
+  if (!r.ok) {
+    let data = {};
+    try {
+      data = await r.json();
+    } catch {
+      /* not JSON */
+    }
+    throw new ApiError(r.status, data.detail ?? r.statusText, data.fix);
+  }
+  const blob = await r.blob();
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
 }

@@ -1,6 +1,7 @@
 // Hash router: #/signin, #/projects, #/projects/:id, #/projects/:id/windows/:wid,
-// #/projects/:id/review[/:wid], #/projects/:id/jobs. Each screen renders into <main id="app">
-// and may return a cleanup function, called when the route changes.
+// #/projects/:id/review[/:wid], #/projects/:id/likely-wrong, #/projects/:id/jobs,
+// #/projects/:id/models. Each screen renders into <main id="app"> and may return a cleanup
+// function, called when the route changes.
 
 import "./style.css";
 import { getKey } from "./api.js";
@@ -11,6 +12,8 @@ import { projectsScreen, projectScreen } from "./screens/projects.js";
 import { labelScreen } from "./screens/label.js";
 import { reviewListScreen, reviewScreen } from "./screens/review.js";
 import { jobsScreen } from "./screens/jobs.js";
+import { likelyWrongScreen } from "./screens/likely.js";
+import { modelsScreen } from "./screens/models.js";
 
 const ROUTES = [
   [/^#\/signin$/, () => signInScreen()],
@@ -19,7 +22,9 @@ const ROUTES = [
   [/^#\/projects\/(\d+)\/windows\/(\d+)$/, (m) => labelScreen(+m[1], +m[2])],
   [/^#\/projects\/(\d+)\/review$/, (m) => reviewListScreen(+m[1])],
   [/^#\/projects\/(\d+)\/review\/(\d+)$/, (m) => reviewScreen(+m[1], +m[2])],
+  [/^#\/projects\/(\d+)\/likely-wrong$/, (m) => likelyWrongScreen(+m[1])],
   [/^#\/projects\/(\d+)\/jobs$/, (m) => jobsScreen(+m[1])],
+  [/^#\/projects\/(\d+)\/models$/, (m) => modelsScreen(+m[1])],
 ];
 
 async function renderHeader() {
@@ -32,7 +37,8 @@ async function renderHeader() {
     const user = await currentUser();
     who.replaceChildren(
       h("span", { testid: "user-name" }, user.name),
-      " ",
+      user.is_admin ? h("span.badge", { testid: "user-admin" }, "platform admin") : null,
+      h("a", { href: "#/signin", testid: "switch-user" }, "Switch user"),
       h("button", { onclick: signOut, testid: "sign-out" }, "Sign out"),
     );
   } catch {
@@ -67,4 +73,6 @@ async function route() {
 }
 
 window.addEventListener("hashchange", route);
+// another key signed in: every screen shows the new user and their role
+window.addEventListener("earthplat:identity", () => renderHeader());
 route();

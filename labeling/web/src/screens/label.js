@@ -1,6 +1,8 @@
-// The labelling view of one window: imagery (layer, time slider, preset), the class picker,
-// drawing tools (polygon, point, select + modify, delete), save with optimistic concurrency
-// (PATCH with If-Match: the version read; a stale version gets 409 and changes nothing), submit.
+// The labelling view of one window: imagery (layer, time slider, preset), the model's
+// predictions (overlay, legend, "use as labels"), the class picker, drawing tools (polygon,
+// point, select + modify, delete), save with optimistic concurrency (PATCH with If-Match: the
+// version read; a stale version gets 409 and changes nothing), the window's claim (claim,
+// release, skip; a window claimed by someone else is read-only), submit, and "more like this".
 
 import Draw from "ol/interaction/Draw.js";
 import Modify from "ol/interaction/Modify.js";
@@ -8,23 +10,40 @@ import Select from "ol/interaction/Select.js";
 import { api } from "../api.js";
 import { imageryControls } from "../imagery.js";
 import { createWindowMap, writeGeometry } from "../map.js";
-import { projectRole } from "../session.js";
-import { clearError, guard, h, mount, notice, showError, statusBadge } from "../ui.js";
+import { predictionsPanel } from "../predictions.js";
+import { can, currentUser, projectRole } from "../session.js";
+import { similarPanel } from "../similar.js";
+import { clearError, fmtTime, guard, h, mount, notice, showError, statusBadge } from "../ui.js";
 
 const EDITABLE = ["unlabeled", "in_progress", "rejected"];
 
 /** Load what a window view needs: project, window, tile metadata, annotations, role and
  * reviews (the latest one explains a rejection). */
 export async function loadWindow(pid, wid) {
-  const [project, window, info, annotations, role, reviews] = await Promise.all([
+  const [project, window, info, annotations, role, reviews, me] = await Promise.all([
     api(`/projects/${pid}`),
     api(`/windows/${wid}`),
     api(`/tiles/${wid}`),
     api(`/windows/${wid}/annotations`),
     projectRole(pid),
     api(`/windows/${wid}/reviews`),
+    currentUser(),
   ]);
-  return { project, window, info, annotations, role, reviews };
+  return { project, window, info, annotations, role, reviews, me };
+}
+
+/** "3 annotation(s): 2 model-made (1 edited by a person)". */
+export function provenance(annotations) {
+  const model = annotations.filter((a) => a.origin === "model");
+  const edited = model.filter((a) => a.edited).length;
+  return model.length
+    ? `${model.length} model-made (${edited} edited by a person, ${model.length - edited} as the model drew them)`
+    : "all drawn by people";
+}
+
+/** Whether someone other than `me` holds a current claim on the window. */
+export function claimedByOther(w, me) {
+  return Boolean(w.locked_by && w.locked_by !== me.id && new Date(w.locked_until) > new Date());
 }
 
 /** The last review's verdict, shown while the window is rejected. */
@@ -56,7 +75,7 @@ export async function labelScreen(pid, wid) {
   mount(h("p", {}, "Loading..."));
   const data = await guard(() => loadWindow(pid, wid));
   if (!data) return;
-  const { project, info, role } = data;
+  const { project, info, role, me } = data;
   let win = data.window;
 
   const mapDiv = h("div.map", { testid: "map" });
@@ -71,11 +90,31 @@ export async function labelScreen(pid, wid) {
     h("p", {}, "Status: ", statusEl),
     rejection,
   );
+  const claimEl = h("p.claim", { testid: "claim" });
+  const claimTools = h("div.toolbar");
+  const origins = h("p.hint", { testid: "ann-provenance" });
   mount(crumbs(project, win.name), h("div.workspace", {}, mapDiv, panel));
   const wm = createWindowMap(mapDiv, { window: win, classes: project.classes });
   wm.setAnnotations(data.annotations);
-  panel.append(h("h3", {}, "Imagery"), imageryControls(info, wm), h("h3", {}, "Labels"), tools,
-    summary);
+  origins.textContent = provenance(data.annotations);
+  panel.append(
+    claimEl,
+    claimTools,
+    h("h3", {}, "Imagery"),
+    imageryControls(info, wm),
+    h("h3", {}, "Predictions"),
+    predictionsPanel({
+      wid,
+      info,
+      winMap: wm,
+      canLabel: can(role, "labeler"),
+      onPrelabels: () => reload(),
+    }),
+    h("h3", {}, "Labels"),
+    tools,
+    summary,
+    origins,
+  );
 
   // --- class picker ---------------------------------------------------------------------------
   const state = { cls: project.classes[0]?.value ?? null, tool: "select" };
@@ -248,9 +287,43 @@ export async function labelScreen(pid, wid) {
     if (!anns) return;
     select.getFeatures().clear();
     wm.setAnnotations(anns);
+    origins.textContent = provenance(anns);
     clearError();
     await refreshWindow();
-    notice("Reloaded the window's annotations.");
+  }
+
+  // --- the claim --------------------------------------------------------------------------------
+  async function claimAction(action) {
+    const w = await guard(() => api(`/windows/${wid}/${action}`, { method: "POST" }));
+    if (!w) return;
+    setWindow(w);
+    if (action === "skip") {
+      notice("Skipped: it comes back to you when nothing else is left.");
+      const next = await guard(() => api(`/projects/${pid}/tasks/next`, { method: "POST" }));
+      location.hash = next ? `#/projects/${pid}/windows/${next.id}` : `#/projects/${pid}`;
+    } else {
+      notice(action === "claim" ? "The window is yours to label." : "Released the window.");
+    }
+  }
+  const claimButtons = {
+    claim: h("button", { testid: "claim-btn", onclick: () => claimAction("claim") }, "Claim"),
+    release: h("button", { testid: "release-btn", onclick: () => claimAction("release") }, "Release"),
+    skip: h("button", { testid: "skip-btn", onclick: () => claimAction("skip") }, "Skip"),
+  };
+  claimTools.append(claimButtons.claim, claimButtons.release, claimButtons.skip);
+  function showClaim(w) {
+    const mine = w.locked_by === me.id && new Date(w.locked_until) > new Date();
+    const other = claimedByOther(w, me);
+    claimEl.textContent = mine
+      ? `Claimed by you until ${fmtTime(w.locked_until)}.`
+      : other
+        ? `Claimed by user ${w.locked_by} until ${fmtTime(w.locked_until)}: read-only for you.`
+        : "Nobody has claimed this window; editing claims it.";
+    claimEl.classList.toggle("locked-other", other);
+    const open = EDITABLE.includes(w.status) && can(role, "labeler");
+    claimButtons.claim.hidden = !open || mine || other;
+    claimButtons.release.hidden = !(mine || (other && can(role, "admin")));
+    claimButtons.skip.hidden = !open || other;
   }
 
   async function submit() {
@@ -270,7 +343,8 @@ export async function labelScreen(pid, wid) {
     win = w;
     statusEl.replaceChildren(statusBadge(w.status));
     if (rejection) rejection.hidden = w.status !== "rejected";
-    const editable = EDITABLE.includes(w.status) && role !== "viewer";
+    showClaim(w);
+    const editable = EDITABLE.includes(w.status) && can(role, "labeler") && !claimedByOther(w, me);
     tools.hidden = !editable;
     locked.hidden = editable;
     if (!editable) setTool("select");
@@ -278,7 +352,8 @@ export async function labelScreen(pid, wid) {
   }
 
   const locked = h("p.hint", { testid: "locked" },
-    "This window cannot be edited now (submitted, accepted, or you are a viewer).");
+    "This window cannot be edited now (submitted, accepted, claimed by someone else, or you " +
+      "are a viewer).");
   tools.append(
     classPicker,
     h("div.toolbar", {}, toolButtons),
@@ -295,5 +370,11 @@ export async function labelScreen(pid, wid) {
   panel.append(locked);
   setTool("select");
   setWindow(win);
+  // more like this (loads after the map: it may fetch a thumbnail per neighbour)
+  const similarBox = h("div", {}, h("p.hint", {}, "Looking for similar windows..."));
+  panel.append(h("h3", {}, "More like this"), similarBox);
+  similarPanel({ pid, wid, role })
+    .then((el) => similarBox.replaceChildren(el))
+    .catch((e) => similarBox.replaceChildren(h("p.hint", {}, `Similar windows: ${e.detail || e}`)));
   return () => wm.dispose();
 }

@@ -1,12 +1,36 @@
 // Review mode (reviewers and admins): the submitted windows, each with its annotations on the
-// map, accepted or rejected with a comment.
+// map (which ones a model made and whether a person changed them), accepted or rejected with
+// a comment. A reviewer never judges their own submission unless the project allows it.
 
 import { api } from "../api.js";
 import { imageryControls } from "../imagery.js";
 import { createWindowMap } from "../map.js";
 import { fmtTime, guard, h, mount, notice, statusBadge } from "../ui.js";
 import { classLegend } from "./projects.js";
-import { crumbs, loadWindow } from "./label.js";
+import { crumbs, loadWindow, provenance } from "./label.js";
+
+/** The annotations as a list: class, who made it (person or model), changed or not. */
+function annotationList(annotations, classes) {
+  const label = Object.fromEntries(classes.map((c) => [c.value, c.label]));
+  return h(
+    "ul.list",
+    { testid: "review-annotations" },
+    annotations.map((a) =>
+      h(
+        "li",
+        { testid: `review-ann-${a.id}` },
+        `#${a.id} ${label[a.class_value] ?? a.class_value ?? a.value} `,
+        a.origin === "model"
+          ? h(
+              `span.badge.${a.edited ? "edited" : "model"}`,
+              { testid: "ann-origin" },
+              a.edited ? "model, changed by a person" : "model-made, unchanged",
+            )
+          : h("span.badge", { testid: "ann-origin" }, "person"),
+      ),
+    ),
+  );
+}
 
 export async function reviewListScreen(pid) {
   mount(h("p", {}, "Loading..."));
@@ -22,6 +46,12 @@ export async function reviewListScreen(pid) {
   mount(
     crumbs(project, "Review"),
     h("h1", {}, `Review: ${project.name}`),
+    h(
+      "p",
+      {},
+      h("a", { href: `#/projects/${pid}/likely-wrong`, testid: "likely-link" }, "Likely wrong labels"),
+      " ranks the accepted windows by how much a model disagrees with them.",
+    ),
     windows.length
       ? h(
           "ul.list",
@@ -48,7 +78,8 @@ export async function reviewScreen(pid, wid) {
     reviews: await api(`/windows/${wid}/reviews`),
   }));
   if (!data) return;
-  const { project, window: win, info, annotations, reviews } = data;
+  const { project, window: win, info, annotations, reviews, me } = data;
+  const own = win.submitted_by === me.id && !project.settings?.self_review;
   const mapDiv = h("div.map", { testid: "map" });
   const statusEl = h("span", {}, statusBadge(win.status));
   const comment = h("textarea", { rows: 3, placeholder: "comment (optional for accept)",
@@ -69,6 +100,8 @@ export async function reviewScreen(pid, wid) {
     h("h2", { testid: "window-name" }, win.name),
     h("p", {}, "Status: ", statusEl),
     h("p.muted", { testid: "ann-summary" }, `${annotations.length} annotation(s)`),
+    h("p.hint", { testid: "ann-provenance" }, provenance(annotations)),
+    annotationList(annotations, project.classes),
     classLegend(project.classes),
     h("h3", {}, "Imagery"),
   );
@@ -78,7 +111,14 @@ export async function reviewScreen(pid, wid) {
   panel.append(
     imageryControls(info, wm),
     h("h3", {}, "Decision"),
-    win.status === "submitted"
+    win.status === "submitted" && own
+      ? h(
+          "p.hint",
+          { testid: "own-work" },
+          "You submitted this window: another reviewer must review it (a project admin can " +
+            "allow single-person review in the project's settings).",
+        )
+      : win.status === "submitted"
       ? h(
           "div",
           {},

@@ -1,6 +1,8 @@
-// Sign in with an API key: checked against GET /users/me, then kept in localStorage.
+// Sign in with an API key: checked against GET /users/me, then kept in localStorage. A
+// signed-in user may sign in again with another key: the new user replaces the old one.
 
-import { ApiError, api, setKey } from "../api.js";
+import { ApiError } from "../api.js";
+import { signIn } from "../session.js";
 import { guard, h, mount } from "../ui.js";
 
 export function signInScreen() {
@@ -19,13 +21,7 @@ export function signInScreen() {
         guard(async () => {
           const key = input.value.trim();
           if (!key) throw new ApiError(0, "enter an API key", "ask an admin for a key");
-          setKey(key);
-          try {
-            await api("/users/me");
-          } catch (err) {
-            setKey(null);
-            throw err;
-          }
+          await signIn(key); // replaces the user everywhere, even without signing out
           location.hash = "#/projects";
         });
       },
