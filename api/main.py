@@ -38,6 +38,7 @@ from api.routes import (
     jobs,
     labeling,
     models,
+    predictions,
     projects,
     similarity,
     tiles,
@@ -97,7 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "database": engine.dialect.name}
 
     app.include_router(health, prefix=API_PREFIX)
-    for module in (users, projects, collection, labeling, export, models):
+    for module in (users, projects, collection, labeling, export, models, predictions):
         app.include_router(module.router, prefix=API_PREFIX)
     for module in (jobs, tiles, inference, similarity):  # the jobs/tiles side
         app.include_router(module.router, prefix=API_PREFIX)

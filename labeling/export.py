@@ -2,8 +2,11 @@
 ready for fine-tuning.
 
 Annotations arrive as GeoJSON features in WGS84 (``properties``: ``class`` = class value, or
-``value`` for regression, plus ``author``, ``version``, ``window``) or as annotation rows
+``value`` for regression, plus ``author``, ``version``, ``window`` and the provenance
+``origin`` (``human`` or ``model``), ``model_id`` and ``edited``) or as annotation rows
 (``labeling.models.Annotation``), which :func:`annotation_feature` turns into such features.
+Every export carries the provenance per annotation: the GeoJSON and GeoParquet as properties,
+the fine-tuning dataset as ``annotations.geojson`` at its root (and counts in ``export.json``).
 
 RFC 7946 rules applied: a ``FeatureCollection`` with no ``crs`` member, positions as
 (longitude, latitude) within range, polygon exterior rings counter-clockwise and holes clockwise,
@@ -57,6 +60,9 @@ def annotation_feature(
             "author": author if author is not None else getattr(annotation, "author_id", None),
             "version": getattr(annotation, "version", None),
             "window": window if window is not None else getattr(annotation, "window_id", None),
+            "origin": getattr(annotation, "origin", None) or "human",
+            "model_id": getattr(annotation, "model_id", None),
+            "edited": bool(getattr(annotation, "edited", False)),
         }
     )
     return {
@@ -108,8 +114,9 @@ def _class_lookup(classes: list[dict] | None) -> dict[int, dict]:
 
 def export_geojson(features: Iterable[Any], classes: list[dict] | None) -> dict[str, Any]:
     """An RFC 7946 FeatureCollection: each feature's geometry (WGS84) with ``class`` (value),
-    ``label`` (from the class schema), ``value`` (regression), ``author``, ``version`` and
-    ``window``. A class value not in ``classes`` raises ``DataError``."""
+    ``label`` (from the class schema), ``value`` (regression), ``author``, ``version``,
+    ``window`` and the provenance ``origin``, ``model_id`` and ``edited`` (None where a feature
+    does not say). A class value not in ``classes`` raises ``DataError``."""
     from shapely.geometry import mapping
 
     lookup = _class_lookup(classes)
@@ -135,6 +142,9 @@ def export_geojson(features: Iterable[Any], classes: list[dict] | None) -> dict[
             "author": props.get("author"),
             "version": props.get("version"),
             "window": props.get("window"),
+            "origin": props.get("origin"),
+            "model_id": props.get("model_id"),
+            "edited": props.get("edited"),
         }
         extra = {k: v for k, v in props.items() if k not in properties}
         properties.update(extra)
@@ -232,7 +242,9 @@ def export_dataset(
     ``classification``/``multilabel``/``regression`` the window property the task registry names
     (``earthplat.tasks``: each task's first label source and ``default_label``).
     ``export.json`` at the root records task, classes, label source and input layers, from
-    which a fine-tuning config is built."""
+    which a fine-tuning config is built, and ``origins`` (annotations per origin, and how many
+    model-made ones a person edited); ``annotations.geojson`` beside it holds every exported
+    annotation with its provenance (``origin``, ``model_id``, ``edited``)."""
     from earthplat.data.dataset import Dataset
     from earthplat.data.labels import set_window_labels, validate_classes, write_label_layer
 
@@ -286,6 +298,14 @@ def export_dataset(
                 values[name] = float(feats[-1]["properties"]["value"])
         if values:
             set_window_labels(ds, values, property=kind.default_label, classes=schema)
+    exported = [f for feats in grouped.values() for f in feats]
+    ds.write_json(ds.url("annotations.geojson"), export_geojson(exported, schema))
+    origins = {"human": 0, "model": 0, "model_edited": 0}
+    for f in exported:
+        origin = f["properties"].get("origin") or "human"
+        origins[origin] = origins.get(origin, 0) + 1
+        if origin == "model" and f["properties"].get("edited"):
+            origins["model_edited"] += 1
     ds.write_json(
         ds.url("export.json"),
         {
@@ -295,6 +315,7 @@ def export_dataset(
             "inputs": inputs,
             "windows": len(windows),
             "labelled_windows": sum(1 for f in grouped.values() if f),
+            "origins": origins,
         },
     )
     return ds.root

@@ -208,3 +208,79 @@ def tile_for_lonlat(lon: float, lat: float, z: int) -> tuple[int, int, int]:
 
     tile = morecantile.tms.get("WebMercatorQuad").tile(lon, lat, z)
     return tile.z, tile.x, tile.y
+
+
+RAMPS = ("viridis",)
+"""Colour ramps value predictions can be shown with (rio-tiler's colormaps of those names)."""
+
+
+def _ramp_lut(ramp: str) -> np.ndarray:
+    """[256, 3] uint8 colours of a ramp, low to high."""
+    if ramp not in RAMPS:
+        raise DataError(f"unknown colour ramp {ramp!r}; choose one of {', '.join(RAMPS)}")
+    with _IMPORT_LOCK:
+        from rio_tiler.colormap import cmap
+    table = cmap.get(ramp)
+    return np.array([table[i][:3] for i in range(256)], dtype=np.uint8)
+
+
+def render_prediction_tile(
+    cog: str | Path,
+    *,
+    z: int,
+    x: int,
+    y: int,
+    kind: str,
+    legend: list[dict] | None = None,
+    value_range: tuple[float, float] | None = None,
+    ramp: str = "viridis",
+    band: int = 1,
+    size: int = 256,
+) -> bytes:
+    """The PNG of XYZ tile ``z/x/y`` of a prediction COG (a window's ``prediction.tif`` or an
+    AOI ``mosaic.tif``).
+
+    ``kind="classes"``: each pixel in its class colour from ``legend``
+    (``[{"value", "label", "color"}]``; classes without a colour take the default palette);
+    ``kind="values"``: band ``band`` through the colour ``ramp`` over ``value_range``
+    (``(lo, hi)``; values outside are clamped). Nodata, NaN, classes not in the legend and
+    pixels outside the raster are transparent; a tile missing the raster is fully transparent.
+    Class maps are read with nearest-neighbour resampling, so zoomed-out tiles keep real classes.
+    """
+    with _IMPORT_LOCK:
+        from rio_tiler.errors import TileOutsideBounds
+        from rio_tiler.io import Reader
+        from rio_tiler.utils import render
+
+    if kind not in ("classes", "values"):
+        raise DataError(f"prediction kind {kind!r} is not 'classes' or 'values'")
+    cog = Path(cog)
+    if not cog.is_file():
+        raise DataError(f"prediction file {cog} does not exist")
+    try:
+        with Reader(str(cog)) as src:
+            img = src.tile(x, y, z, tilesize=size, indexes=[band])
+    except TileOutsideBounds:
+        return empty_tile(size)
+    data = np.asarray(img.array[0].filled(0), dtype=np.float64)  # [H, W]
+    valid = (img.mask > 0) & np.isfinite(data)
+    rgb = np.zeros((3, size, size), dtype=np.uint8)
+    if kind == "classes":
+        codes = np.where(valid, np.rint(data), -(2**31)).astype(np.int64)
+        known = np.zeros((size, size), dtype=bool)
+        for i, c in enumerate(legend or []):
+            colour = _hex_rgb(c.get("color") or DEFAULT_PALETTE[i % len(DEFAULT_PALETTE)])
+            hit = codes == int(c["value"])
+            known |= hit
+            for ch in range(3):
+                rgb[ch][hit] = colour[ch]
+        valid &= known
+    else:
+        if value_range is None:
+            raise DataError("a value prediction needs a value_range (lo, hi) to be coloured")
+        lo, hi = float(value_range[0]), float(value_range[1])
+        scaled = (np.where(valid, data, lo) - lo) / max(hi - lo, 1e-12)
+        index = np.clip(np.rint(scaled * 255.0), 0, 255).astype(np.intp)
+        rgb = np.moveaxis(_ramp_lut(ramp)[index], -1, 0)  # [3, H, W]
+    alpha = np.where(valid, 255, 0).astype(np.uint8)
+    return render(np.ascontiguousarray(rgb), alpha, img_format="PNG")

@@ -1,4 +1,5 @@
-"""Exports of a project's annotations: GeoJSON (WGS84 FeatureCollection) and GeoParquet."""
+"""Exports of a project's annotations: GeoJSON (WGS84 FeatureCollection) and GeoParquet, each
+annotation with its provenance (``origin`` human or model, ``model_id``, ``edited``)."""
 
 from __future__ import annotations
 

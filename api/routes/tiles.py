@@ -4,6 +4,9 @@
 ``t`` of a materialised layer of the window (see ``labeling.tiles``); label layers take the
 project's class colours. Tiles outside the window are transparent PNGs (not 404s), so a map can
 request every tile in view. Reading needs the project's ``read`` permission (viewer).
+
+``GET /api/v1/tiles/{window_id}`` also lists the window's ``predictions``: one layer per
+succeeded inference job that predicted it, newest first, served by ``api.routes.predictions``.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from pathlib import Path
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
-from api.deps import SessionDep, WindowRead
+from api.deps import SessionDep, SettingsDep, WindowRead
 from api.errors import InvalidInputError, NotFoundError
+from api.schemas.predictions import PredictionLayerPublic
 from labeling.models import DatasetRecord, Project, WindowRecord
 
 router = APIRouter(tags=["tiles"])
@@ -39,6 +43,8 @@ class WindowTilesPublic(BaseModel):
     bounds: list[float]
     """WGS84 (min lon, min lat, max lon, max lat)."""
     layers: list[TileLayerPublic]
+    predictions: list[PredictionLayerPublic] = []
+    """Inference jobs' predictions of the window, newest first."""
 
 
 def _root(session, window: WindowRecord) -> Path:
@@ -61,9 +67,12 @@ def _layer_file(root: Path, window: WindowRecord, layer: str) -> Path:
 
 
 @router.get("/tiles/{window_id}", response_model=WindowTilesPublic)
-def read_window_tiles(row: WindowRead, session: SessionDep):
-    """The window's materialised layers with their periods and presets, and tile URLs."""
+def read_window_tiles(row: WindowRead, session: SessionDep, settings: SettingsDep):
+    """The window's materialised layers with their periods and presets, its predictions, and
+    tile URLs."""
+    from api.routes.predictions import window_tiles_url
     from earthplat.data.dataset import Dataset
+    from labeling.predictions import window_layers
     from labeling.tiles import layer_info, presets
 
     root = _root(session, row)
@@ -85,7 +94,13 @@ def read_window_tiles(row: WindowRead, session: SessionDep):
     from shapely.geometry import shape
 
     bounds = list(shape(row.geometry).bounds)
-    return WindowTilesPublic(window_id=row.id, name=row.name, bounds=bounds, layers=layers)
+    predictions = [
+        PredictionLayerPublic(**p, tiles=window_tiles_url(row.id, p["job_id"]))
+        for p in window_layers(session, window=row, data_dir=settings.data_dir)
+    ]
+    return WindowTilesPublic(
+        window_id=row.id, name=row.name, bounds=bounds, layers=layers, predictions=predictions
+    )
 
 
 @router.get(
