@@ -34,6 +34,7 @@ from api.metrics import MetricsMiddleware, metrics_response
 from api.routes import (
     collection,
     export,
+    finetune,
     inference,
     jobs,
     labeling,
@@ -100,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health, prefix=API_PREFIX)
     for module in (users, projects, collection, labeling, export, models, predictions):
         app.include_router(module.router, prefix=API_PREFIX)
-    for module in (jobs, tiles, inference, similarity):  # the jobs/tiles side
+    for module in (jobs, finetune, tiles, inference, similarity):  # the jobs/tiles side
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get("/metrics", include_in_schema=False)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from api.errors import InvalidInputError
 from api.schemas.geo import BBox
+from labeling.services.encoders import ENCODER_ID
 
 NAME = r"^[A-Za-z0-9_.\-]{1,100}$"
 STATUSES = ("unlabeled", "in_progress", "submitted", "accepted", "rejected")
@@ -164,9 +165,31 @@ class FinetunePayload(WindowsPayload):
     """Imagery layers to train on (default: all)."""
     name: str | None = Field(default=None, max_length=200)
     """The registered model's name (default: PROJECT-jobID)."""
+    encoder: str | None = Field(default=None, pattern=ENCODER_ID)
+    """What the encoder starts from (``GET /api/v1/encoders``): ``preset:NAME`` (a named size,
+    random init) or ``model:ID`` (the encoder of a registered model of the project, which
+    becomes the new model's parent). Default: the config's own backbone."""
+
+    @model_validator(mode="after")
+    def _one_encoder(self):
+        if self.encoder is None:
+            return self
+        for key in self.overrides:
+            parts = [p for p in key.split(".") if p != "init_args"]
+            if parts[:2] == ["model", "backbone"] and (
+                len(parts) == 2 or parts[2] in ("name", "encoder", "pretrained", "model")
+            ):
+                raise ValueError(
+                    f"encoder and the override {key!r} both choose the encoder; give one"
+                )
+        return self
 
     def check(self, session: Any, project_id: int | None) -> None:
         super().check(session, project_id)
+        if self.encoder is not None:
+            from labeling.services.encoders import check_encoder
+
+            check_encoder(session, encoder_id=self.encoder, project_id=project_id)
         if isinstance(self.config, str):
             from earthplat.configs import config_path
             from earthplat.errors import EarthplatError

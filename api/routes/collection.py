@@ -8,7 +8,7 @@ import io
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile, status
 
 from api import auth
 from api.deps import CurrentUser, PathId, SessionDep, SettingsDep, WindowRead
@@ -20,6 +20,7 @@ from api.schemas.windows import (
     StacSourceCreate,
     WindowPublic,
     WindowsCreated,
+    WindowSummary,
 )
 from api.settings import Settings
 from labeling.models import DatasetRecord, Layer, WindowRecord
@@ -30,7 +31,8 @@ from labeling.services.uploads import store_raster
 
 router = APIRouter(tags=["data collection"])
 NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
-Status = Query(None, pattern="^(unlabeled|in_progress|submitted|accepted|rejected)$")
+MAX_PAGE = 1000
+"""The most windows one page of ``GET /projects/ID/windows`` holds."""
 
 
 def _create(session, settings: Settings, project_id: PathId, dataset: str, windows, *, skip: bool):
@@ -135,19 +137,96 @@ def windows_from_points(
     return _create(session, settings, project_id, dataset, windows, skip=False)
 
 
+def window_filter(
+    status: Annotated[
+        list[str] | None,
+        Query(description="Statuses (repeat the parameter or give a comma list)"),
+    ] = None,
+    assignee: Annotated[
+        str | None,
+        Query(
+            pattern=r"^(none|[1-9][0-9]{0,9})$",
+            description="A user id: windows assigned to them; 'none': unassigned windows",
+        ),
+    ] = None,
+    class_value: Annotated[
+        int | None,
+        Query(ge=-(2**31), lt=2**31, description="Windows with an annotation of this class"),
+    ] = None,
+    min_valid: Annotated[
+        float | None,
+        Query(ge=0, le=1, description="valid_fraction >= this (unmaterialised windows excluded)"),
+    ] = None,
+    max_valid: Annotated[
+        float | None,
+        Query(ge=0, le=1, description="valid_fraction <= this (unmaterialised windows excluded)"),
+    ] = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="Name substring")
+    ] = None,
+) -> svc.WindowFilter:
+    """The window filters the listing, the summary and the overview share (a bad value is a
+    422 naming it)."""
+    statuses = tuple(s.strip() for value in status or [] for s in value.split(",") if s.strip())
+    return svc.WindowFilter(
+        statuses=statuses,
+        assignee=None if assignee in (None, "none") else int(assignee),
+        unassigned=assignee == "none",
+        class_value=class_value,
+        min_valid=min_valid,
+        max_valid=max_valid,
+        q=q,
+    )
+
+
+WindowFilterDep = Annotated[svc.WindowFilter, Depends(window_filter)]
+
+
 @router.get("/projects/{project_id}/windows", response_model=list[WindowPublic])
 def list_windows(
     project_id: PathId,
     session: SessionDep,
     user: CurrentUser,
-    status: str | None = Status,
-    offset: int = Query(0, ge=0),
-    limit: int = Query(100, ge=1, le=10_000),
+    filters: WindowFilterDep,
+    response: Response,
+    offset: int = Query(0, ge=0, le=2**31 - 1),
+    limit: int = Query(
+        100, ge=1, le=2**31 - 1, description=f"Page size, at most {MAX_PAGE} (larger is capped)"
+    ),
 ) -> list[WindowRecord]:
+    """The project's windows that match the filters, by id, one page of at most ``MAX_PAGE``
+    at a time (a larger ``limit`` is served as ``MAX_PAGE``, as older clients asked for more);
+    the header ``X-Total-Count`` says how many match before paging."""
     auth.require(session, user=user, project_id=project_id, permission="read")
+    total = svc.count_windows(session, project_id=project_id, filters=filters)
+    response.headers["X-Total-Count"] = str(total)
     return svc.list_windows(
-        session, project_id=project_id, status=status, offset=offset, limit=limit
+        session, project_id=project_id, filters=filters, offset=offset, limit=min(limit, MAX_PAGE)
     )
+
+
+@router.get("/projects/{project_id}/windows/summary", response_model=WindowSummary)
+def summarize_windows(
+    project_id: PathId, session: SessionDep, user: CurrentUser, filters: WindowFilterDep
+) -> dict:
+    """How many windows match, per status (every status present)."""
+    auth.require(session, user=user, project_id=project_id, permission="read")
+    return svc.summarize_windows(session, project_id=project_id, filters=filters)
+
+
+@router.get(
+    "/projects/{project_id}/windows/overview",
+    response_class=Response,
+    responses={200: {"content": {"application/geo+json": {}}}},
+)
+def windows_overview(
+    project_id: PathId, session: SessionDep, user: CurrentUser, filters: WindowFilterDep
+) -> Response:
+    """Every matching window (no paging) as a GeoJSON FeatureCollection for a map:
+    properties ``{id, name, status, valid_fraction}`` and the WGS84 footprint."""
+    auth.require(session, user=user, project_id=project_id, permission="read")
+    body = svc.windows_geojson(session, project_id=project_id, filters=filters)
+    return Response(body, media_type="application/geo+json")
 
 
 @router.get("/windows/{window_id}", response_model=WindowPublic)

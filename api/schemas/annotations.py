@@ -61,5 +61,14 @@ class ModelPublic(BaseModel):
     metrics: dict[str, Any]
     artifacts: dict[str, Any]
     parent_id: int | None
+    """The model whose encoder this one started from."""
     job_id: int | None
+    created_by: int | None
     created_at: datetime
+    base_encoder: str | None = None
+    """The encoder it started from, as ``GET /api/v1/encoders`` names it: ``preset:NAME``,
+    ``model:ID`` (the parent), or ``timm:MODEL`` / ``pretrained:PATH`` / ``custom``."""
+    trained_on: dict[str, Any] = Field(default_factory=dict)
+    """``{windows: n, statuses, layers, dataset}`` of the fine-tune that made it."""
+    test_metrics: dict[str, Any] = Field(default_factory=dict)
+    """The metrics of the test split (``test/...``), or all metrics when it had none."""

@@ -77,6 +77,13 @@ class WindowPublic(BaseModel):
     valid_fraction: float | None
 
 
+class WindowSummary(BaseModel):
+    total: int
+    """Windows that match the filters."""
+    by_status: dict[str, int]
+    """Every status (``labeling.models.STATUSES``), zero when no window has it."""
+
+
 class WindowsCreated(BaseModel):
     dataset: DatasetPublic
     created: int

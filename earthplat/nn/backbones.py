@@ -77,16 +77,29 @@ def resolve_encoder_config(cfg: dict) -> tuple[EncoderConfig, Encoder | None]:
 
 
 def load_pretrained_encoder(path: str | Path) -> Encoder:
-    """An encoder export dir (``earthplat export``) or a pretraining ``.ckpt``."""
+    """An encoder export dir (``earthplat export``), the encoder of an exported task model
+    (``export_task_model``: a fine-tuned model starts another fine-tune), or a pretraining
+    ``.ckpt``."""
     from earthplat.nn.export import encoder_from_checkpoint, load_encoder
 
     p = Path(path)
+    if p.is_dir() and (p / "task.json").exists():
+        from earthplat.nn.task_model import load_task_model  # it imports this module
+
+        backbone = load_task_model(p).backbone
+        if not isinstance(backbone, EarthplatBackbone):
+            raise EarthplatError(
+                f"{p} is a task model with a {type(backbone).__name__}, not an earthplat "
+                "encoder; start from an earthplat model, an encoder export or a preset"
+            )
+        return backbone.encoder.train()
     if p.is_dir():
         return load_encoder(p)
     if p.suffix == ".ckpt" and p.exists():
         return encoder_from_checkpoint(p)
     raise EarthplatError(
-        f"pretrained encoder {p} not found: give an encoder export dir or a pretrain .ckpt"
+        f"pretrained encoder {p} not found: give an encoder export dir, an exported task model "
+        "or a pretrain .ckpt"
     )
 
 

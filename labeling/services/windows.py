@@ -10,14 +10,23 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session
 
 from earthplat.errors import EarthplatError
-from labeling.models import DatasetRecord, Layer, Project, WindowRecord
+from labeling.models import (
+    STATUSES,
+    Annotation,
+    Assignment,
+    DatasetRecord,
+    Layer,
+    Project,
+    WindowRecord,
+)
 from labeling.services.errors import ConflictError, InvalidInputError, NotFoundError
 
 
@@ -199,18 +208,133 @@ def get_window(session: Session, *, window_id: int) -> WindowRecord:
     return row
 
 
+@dataclass(frozen=True)
+class WindowFilter:
+    """Which windows of a project a listing, count, summary or overview covers. Every field
+    left at its default matches all windows; set fields are ANDed."""
+
+    statuses: tuple[str, ...] = ()
+    """Windows in any of these statuses (``STATUSES``)."""
+    assignee: int | None = None
+    """Windows assigned to this user."""
+    unassigned: bool = False
+    """Windows assigned to nobody (excludes ``assignee``)."""
+    class_value: int | None = None
+    """Windows with at least one annotation of this class."""
+    min_valid: float | None = None
+    """``valid_fraction >= min_valid``; windows not yet materialised (``None``) never match."""
+    max_valid: float | None = None
+    """``valid_fraction <= max_valid``; likewise."""
+    q: str | None = None
+    """Case-insensitive substring of the window's name."""
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.statuses) - set(STATUSES))
+        if unknown:
+            raise InvalidInputError(
+                f"unknown window status {', '.join(map(repr, unknown))}",
+                fix=f"use one or more of {', '.join(STATUSES)}",
+            )
+        if self.unassigned and self.assignee is not None:
+            raise InvalidInputError("give a user id or 'none' as assignee, not both")
+        for name in ("min_valid", "max_valid"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise InvalidInputError(f"{name}={value} is outside 0..1")
+        if (self.min_valid or 0.0) > (1.0 if self.max_valid is None else self.max_valid):
+            raise InvalidInputError(
+                f"min_valid={self.min_valid} is above max_valid={self.max_valid}",
+                fix="give min_valid <= max_valid",
+            )
+
+    def conditions(self, project_id: int) -> list:
+        """The SQL conditions on ``WindowRecord`` (EXISTS subqueries for assignments and
+        annotations, so a window never repeats)."""
+        w = WindowRecord
+        out = [w.project_id == project_id]
+        if self.statuses:
+            out.append(w.status.in_(self.statuses))
+        if self.assignee is not None or self.unassigned:
+            assigned = select(Assignment.id).where(Assignment.window_id == w.id)
+            if self.unassigned:
+                out.append(~assigned.exists())
+            else:
+                out.append(assigned.where(Assignment.user_id == self.assignee).exists())
+        if self.class_value is not None:
+            out.append(
+                select(Annotation.id)
+                .where(Annotation.window_id == w.id, Annotation.class_value == self.class_value)
+                .exists()
+            )
+        if self.min_valid is not None:
+            out.append(w.valid_fraction >= self.min_valid)
+        if self.max_valid is not None:
+            out.append(w.valid_fraction <= self.max_valid)
+        if self.q:
+            pattern = self.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            out.append(w.name.ilike(f"%{pattern}%", escape="\\"))
+        return out
+
+
 def list_windows(
     session: Session,
     *,
     project_id: int,
-    status: str | None = None,
+    filters: WindowFilter | None = None,
     offset: int = 0,
     limit: int = 100,
 ) -> list[WindowRecord]:
-    query = select(WindowRecord).where(WindowRecord.project_id == project_id)
-    if status:
-        query = query.where(WindowRecord.status == status)
-    return list(session.scalars(query.order_by(WindowRecord.id).offset(offset).limit(limit)))
+    """One page of the project's windows that match ``filters``, by id."""
+    where = (filters or WindowFilter()).conditions(project_id)
+    query = select(WindowRecord).where(*where).order_by(WindowRecord.id)
+    return list(session.scalars(query.offset(offset).limit(limit)))
+
+
+def count_windows(session: Session, *, project_id: int, filters: WindowFilter | None = None) -> int:
+    """How many of the project's windows match ``filters`` (before any paging)."""
+    where = (filters or WindowFilter()).conditions(project_id)
+    return session.scalar(select(func.count()).select_from(WindowRecord).where(*where)) or 0
+
+
+def summarize_windows(
+    session: Session, *, project_id: int, filters: WindowFilter | None = None
+) -> dict[str, Any]:
+    """``{"total": n, "by_status": {status: n}}`` with every status present (zero when none),
+    counted by the database (one GROUP BY)."""
+    where = (filters or WindowFilter()).conditions(project_id)
+    rows = session.execute(
+        select(WindowRecord.status, func.count()).where(*where).group_by(WindowRecord.status)
+    )
+    by_status = dict.fromkeys(STATUSES, 0)
+    for status, n in rows:
+        by_status[status] = by_status.get(status, 0) + n
+    return {"total": sum(by_status.values()), "by_status": by_status}
+
+
+def windows_geojson(
+    session: Session, *, project_id: int, filters: WindowFilter | None = None
+) -> bytes:
+    """Every matching window as a GeoJSON FeatureCollection (UTF-8 bytes): ``id`` and
+    properties ``{id, name, status, valid_fraction}`` with the WGS84 footprint.
+
+    Built for tens of thousands of windows: one query of just those columns, and each
+    footprint is the stored JSON text spliced in as it is (never parsed and re-encoded)."""
+    import json
+
+    w = WindowRecord
+    where = (filters or WindowFilter()).conditions(project_id)
+    rows = session.execute(
+        select(w.id, w.name, w.status, w.valid_fraction, cast(w.geometry, Text))
+        .where(*where)
+        .order_by(w.id)
+    )
+    dumps = json.dumps
+    features = [
+        f'{{"type":"Feature","id":{wid:d},"geometry":{geometry},"properties":{{"id":{wid:d},'
+        f'"name":{dumps(name)},"status":{dumps(status)},"valid_fraction":{dumps(valid)}}}}}'
+        for wid, name, status, valid, geometry in rows
+    ]
+    return ('{"type":"FeatureCollection","features":[' + ",".join(features) + "]}").encode()
 
 
 def add_layer(session: Session, *, commit: bool = True, **fields: Any) -> Layer:

@@ -8,6 +8,8 @@ Payload::
          # ("trainer.checkpoint.monitor": "val/miou" exports the best validation checkpoint)
      "statuses": ["accepted"],                       # windows whose annotations are used
      "dataset": "default", "layers": null,           # imagery layers to train on (default all)
+     "encoder": "preset:nano" | "model:ID",          # what the encoder starts from (default:
+         # the config's backbone); model:ID loads that registered model's encoder, its parent
      "name": "model name"}                           # default: PROJECT-jobID
 
 Steps (each one resumable, so a reclaimed job continues instead of starting over):
@@ -18,6 +20,12 @@ Steps (each one resumable, so a reclaimed job continues instead of starting over
    resumes from the run's last checkpoint; a callback reports progress, stops at the next
    step on cancel or shutdown (saving ``last.ckpt`` first on shutdown);
 3. the model registry entry (``labeling.services.registry.register_model``), once per job.
+
+Besides the run's metrics, the job measures and records (in its result and, under
+``platform``, in the registered model's config): ``throughput`` (training samples/s of the
+steady loop, ``api.jobs.throughput``, with the batch size and the encoder), ``encoder`` (the
+encoder id it started from), ``trained_on`` (windows, statuses, layers, dataset) and
+``test_windows`` (ids of the windows of the test split, which ``/models/compare`` reads).
 """
 
 from __future__ import annotations
@@ -41,8 +49,8 @@ def _load_config(spec: Any, task: str) -> dict:
     from earthplat.errors import EarthplatError
     from earthplat.tasks import get_task
 
-    if isinstance(spec, dict):
-        return spec
+    if isinstance(spec, dict):  # a registered model's config may come back: drop its records
+        return {k: v for k, v in spec.items() if k != "platform"}
     name = spec or get_task(task).default_config
     if not name:
         raise PermanentJobError(f"no default fine-tuning config for task {task!r}; give config")
@@ -102,14 +110,39 @@ def export_training_data(ctx: JobContext, out: Path) -> dict:
 def _callback(ctx: JobContext, run_dir: Path, max_steps: int):
     import lightning as L
 
+    from api.jobs.throughput import ThroughputMeter
+
     class JobCallback(L.Callback):
-        """Progress into the job row; stop at a step boundary on cancel or shutdown."""
+        """Progress into the job row; stop at a step boundary on cancel or shutdown; measure
+        the training throughput and note the data module's splits."""
+
+        def __init__(self) -> None:
+            self.meter = ThroughputMeter()
+            self.splits: dict[str, list[str]] = {}
+            self.device: str | None = None
 
         def on_train_start(self, trainer, pl_module) -> None:
             if trainer.ckpt_path:  # run_finetune decided to resume the run
                 ctx.log(f"resuming from {Path(trainer.ckpt_path).name}")
+            splits = getattr(trainer.datamodule, "splits", None) or {}
+            self.splits = {k: [w.name for w in ws] for k, ws in splits.items()}
+            self.device = pl_module.device.type
+            self.meter.start()
+
+        def on_validation_start(self, trainer, pl_module) -> None:
+            self.meter.pause()
+
+        def on_validation_end(self, trainer, pl_module) -> None:
+            self.meter.resume()
+
+        def on_train_end(self, trainer, pl_module) -> None:
+            self.meter.stop()
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            try:
+                self.meter.batch_end(len(batch))
+            except TypeError:  # a batch without a length: its steps still pass
+                self.meter.batch_end(0)
             step = trainer.global_step
             if max_steps > 0 and (step % max(1, max_steps // 50) == 0 or step == max_steps):
                 ctx.progress(0.05 + 0.85 * step / max_steps, f"training step {step}/{max_steps}")
@@ -123,13 +156,64 @@ def _callback(ctx: JobContext, run_dir: Path, max_steps: int):
 
 def _train(ctx: JobContext, cfg: dict, run_dir: Path):
     """``run_finetune`` with the job's progress/cancel callback; it decides whether to resume
-    (a restarted job continues from the run dir's last checkpoint)."""
+    (a restarted job continues from the run dir's last checkpoint). Returns the result and
+    the callback (its throughput meter and the splits)."""
     from earthplat.train.finetune import run_finetune, set_dotted
 
     set_dotted(cfg, "trainer.enable_progress_bar", False)
     max_steps = int((cfg.get("trainer") or {}).get("max_steps") or -1)
-    result = run_finetune(cfg, run_dir=run_dir, callbacks=[_callback(ctx, run_dir, max_steps)])
-    return result, result.resumed_from
+    callback = _callback(ctx, run_dir, max_steps)
+    result = run_finetune(cfg, run_dir=run_dir, callbacks=[callback])
+    return result, callback
+
+
+def _dotted(cfg: dict, key: str) -> Any:
+    """``cfg[a][b]...`` for ``key = "a.b..."``, through ``init_args`` levels (``None`` if
+    absent): the reading side of ``set_dotted``."""
+    node: Any = cfg
+    for part in key.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node[part] if part in node else (node.get("init_args") or {}).get(part)
+    return node
+
+
+def _parent(ctx: JobContext, encoder: str | None) -> tuple[int | None, str | None]:
+    """``(model id, model dir)`` of a ``model:ID`` encoder, else ``(None, None)``."""
+    from labeling.models import ModelEntry
+    from labeling.services.encoders import model_encoder_config, parse_encoder
+
+    if encoder is None:
+        return None, None
+    kind, value = parse_encoder(encoder)
+    if kind != "model":
+        return None, None
+    with ctx.session_factory() as s:
+        entry = s.get(ModelEntry, value)
+        if entry is None or model_encoder_config(entry) is None:
+            raise PermanentJobError(f"model {value} (encoder {encoder}) no longer holds an encoder")
+        return entry.id, entry.model_dir
+
+
+def _window_ids(ctx: JobContext, names: list[str]) -> list[int]:
+    """Ids of the dataset's windows named ``names``."""
+    from sqlalchemy import select
+
+    from labeling.models import DatasetRecord, WindowRecord
+
+    if not names:
+        return []
+    with ctx.session_factory() as s:
+        query = (
+            select(WindowRecord.id)
+            .join(DatasetRecord, DatasetRecord.id == WindowRecord.dataset_id)
+            .where(
+                WindowRecord.project_id == ctx.project_id,
+                DatasetRecord.name == ctx.params.dataset,
+                WindowRecord.name.in_(names),
+            )
+        )
+        return sorted(s.scalars(query))
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
@@ -148,6 +232,11 @@ def run(ctx: JobContext) -> dict[str, Any]:
     ctx.progress(0.05, "exported the training data")
     params = ctx.params
     cfg = _load_config(params.config, task)
+    parent_id, parent_dir = _parent(ctx, params.encoder)
+    if params.encoder:
+        from labeling.services.encoders import apply_encoder
+
+        apply_encoder(cfg, params.encoder, model_dir=parent_dir)
     data = {
         "data.config.path": str(export_dir),
         "data.config.task": task,
@@ -162,7 +251,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err):  # the config parser reports errors on stderr
-            result, resumed = _train(ctx, cfg, run_dir)
+            result, callback = _train(ctx, cfg, run_dir)
     except (JobCancelled, JobInterrupted):
         raise
     except SystemExit as exc:  # a rejected config (jsonargparse exits): never end the worker
@@ -176,6 +265,31 @@ def run(ctx: JobContext) -> dict[str, Any]:
             ctx.log(err.getvalue()[-4000:], "warning")
     ctx.check()
     ctx.log("metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items())))
+    from labeling.services.encoders import encoder_of
+
+    encoder = encoder_of(cfg, parent_id=parent_id)
+    batch_size = _dotted(cfg, "data.config.batch_size")
+    throughput = callback.meter.result(
+        encoder=encoder, batch_size=batch_size, device=callback.device
+    )
+    if throughput["samples_per_s"]:
+        ctx.log(
+            f"throughput: {throughput['samples_per_s']:.2f} samples/s "
+            f"({throughput['samples']} samples in {throughput['seconds']:.2f} s, {encoder})"
+        )
+    records = {
+        "encoder": encoder,
+        "throughput": throughput,
+        "trained_on": {
+            "windows": info.get("windows"),
+            "statuses": list(params.statuses),
+            "layers": list(info.get("inputs") or {}),
+            "dataset": params.dataset,
+        },
+        "test_windows": (
+            _window_ids(ctx, callback.splits["test"]) if "test" in callback.splits else None
+        ),
+    }
     with ctx.session_factory() as s:
         entry = s.query(ModelEntry).filter(ModelEntry.job_id == ctx.job_id).one_or_none()
         if entry is None:
@@ -186,7 +300,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
                 task_type=task,
                 run_dir=str(result.run_dir),
                 model_dir=str(result.model_dir),
-                config=json.loads(json.dumps(cfg, default=str)),
+                config=json.loads(json.dumps({**cfg, "platform": records}, default=str)),
                 metrics=result.metrics,
                 artifacts={
                     "checkpoint": str(result.checkpoint) if result.checkpoint else None,
@@ -197,6 +311,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
                     "config": str(result.run_dir / "config.yaml"),
                     "export": str(export_dir),
                 },
+                parent_id=parent_id,
                 job_id=ctx.job_id,
                 created_by=ctx.created_by,
             )
@@ -206,7 +321,10 @@ def run(ctx: JobContext) -> dict[str, Any]:
         "run_dir": str(result.run_dir),
         "model_dir": str(result.model_dir),
         "metrics": result.metrics,
-        "resumed_from": resumed.name if resumed else None,
+        "resumed_from": result.resumed_from.name if result.resumed_from else None,
+        "encoder": encoder,
+        "parent_id": parent_id,
+        "throughput": throughput,
         "artifacts": {
             "metrics.json": str(result.run_dir / "metrics.json"),
             "config.yaml": str(result.run_dir / "config.yaml"),

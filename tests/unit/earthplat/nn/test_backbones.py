@@ -47,6 +47,35 @@ def test_pretrained_encoder_weights_are_loaded(tmp_path):
         )
 
 
+def test_a_fine_tuned_task_models_encoder_starts_another(tmp_path):
+    """``pretrained`` may name an exported task model: its encoder (not its head) is loaded;
+    a task model without an earthplat encoder is refused, naming what it has."""
+    from earthplat.nn.task_model import export_task_model
+
+    torch.manual_seed(2)
+    parent = TaskModel(make_spec("segmentation", "linear"))
+    export_task_model(parent, tmp_path / "parent")
+    child = TaskModel(
+        make_spec(
+            "classification",
+            "linear",
+            {"name": "earthplat", "pretrained": str(tmp_path / "parent")},
+        ),
+        load_pretrained=True,
+    )
+    for k, v in parent.backbone.encoder.state_dict().items():
+        assert torch.equal(child.backbone.encoder.state_dict()[k], v)
+    assert child.backbone.encoder.training
+    export_task_model(TaskModel(make_spec("segmentation", "linear", RESNET)), tmp_path / "cnn")
+    with pytest.raises(EarthplatError, match="TimmBackbone, not an earthplat encoder"):
+        TaskModel(
+            make_spec(
+                "segmentation", "linear", {"name": "earthplat", "pretrained": str(tmp_path / "cnn")}
+            ),
+            load_pretrained=True,
+        )
+
+
 def test_encoder_modalities_default_to_the_inputs():
     spec = make_spec(
         "classification", "linear", {"name": "earthplat", "encoder": {"preset": "pico"}}
