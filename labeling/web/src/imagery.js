@@ -57,7 +57,10 @@ export function imageryControls(info, winMap) {
     state.t = Number(slider.value);
     update();
   });
-  selectLayer(info.layers[0].name);
+  // open on imagery, never on a label map (labels and predictions are overlays)
+  const first = info.layers.find((l) => l.modality !== "label") || info.layers[0];
+  layerSelect.value = first.name;
+  selectLayer(first.name);
 
   return h(
     "div.imagery",

@@ -92,7 +92,7 @@ export function createWindowMap(target, { window, classes }) {
   map.getView().fit(outline.getExtent(), { padding: [24, 24, 24, 24] });
   const annotationLayer = map.getLayers().item(3);
   // a handle for scripts and end-to-end tests: where on the map a lon/lat is drawn
-  window.earthplat = { map, pixelOf: (lonlat) => map.getPixelFromCoordinate(fromLonLat(lonlat)) };
+  globalThis.earthplat = { map, pixelOf: (lonlat) => map.getPixelFromCoordinate(fromLonLat(lonlat)) };
 
   return {
     map,

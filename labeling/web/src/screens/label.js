@@ -254,6 +254,7 @@ export async function labelScreen(pid, wid) {
     clearError();
     refreshSummary();
     notice(`Saved ${todo.length} annotation(s).`);
+    await refreshProvenance();
     await refreshWindow();
     return true;
   }
@@ -277,8 +278,21 @@ export async function labelScreen(pid, wid) {
         wm.annotations.removeFeature(f);
       }
       notice(`Deleted ${chosen.length} annotation(s).`);
+      await refreshProvenance();
     } catch (e) {
       writeError(e);
+    }
+  }
+
+  /** Who made the window's annotations (a person's edit of a pre-label marks it edited). */
+  async function refreshProvenance() {
+    const anns = await guard(() => api(`/windows/${wid}/annotations`));
+    if (!anns) return;
+    origins.textContent = provenance(anns);
+    const byId = Object.fromEntries(anns.map((a) => [a.id, a]));
+    for (const f of wm.annotations.getFeatures()) {
+      const a = byId[f.get("ann_id")];
+      if (a) f.setProperties({ origin: a.origin, edited: a.edited });
     }
   }
 
