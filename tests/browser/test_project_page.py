@@ -76,7 +76,8 @@ def test_a_big_project_pages_filters_and_maps_every_window(page, big):
     page.goto(f"{base}/#/projects/{pid}")
     page.wait_for_selector(tid("windows"))
     assert page.inner_text(tid("window-counts")).startswith(f"{N} windows")
-    assert page.inner_text(tid("page-info")) == f"Showing 1-100 of {N} windows"
+    # the first page fills in once its request answers
+    page.wait_for_function(f"{PAGE_INFO} === 'Showing 1-100 of {N} windows'")
     seen = set()
     for _ in range(N // 100 + 1):
         rows = page.locator("tr[data-testid^='window-row-']").evaluate_all(
@@ -150,3 +151,25 @@ def test_signing_in_with_another_key_replaces_the_user_everywhere(page, big):
     assert page.inner_text(tid("my-role")) == "viewer"
     for control in ("next-task", "review-link", "likely-link", "run-panel", "settings-save"):
         assert page.locator(tid(control)).count() == 0, control
+
+
+def test_a_screen_that_loads_late_never_draws_over_the_next_one(page, big):
+    """The user leaves the project list before it has loaded: when its answer comes it must not
+    replace the project page they moved to (the race CI hit under load)."""
+    base, pid = big["base"], big["pid"]
+    sign_in(page, {"base": base}, big["keys"]["reviewer"])
+    page.goto(f"{base}/#/projects/{pid}")
+    page.wait_for_selector(tid("windows"))
+    held = []
+    page.route("**/api/v1/projects", lambda route: held.append(route))
+    with page.expect_request("**/api/v1/projects"):
+        page.evaluate("location.hash = '#/projects'")
+    page.evaluate(f"location.hash = '#/projects/{pid}'")
+    page.wait_for_selector(tid("windows"))
+    assert len(held) == 1
+    with page.expect_response("**/api/v1/projects"):
+        held[0].continue_()
+    page.evaluate("new Promise(r => setTimeout(r, 200))")  # let the late screen try to draw
+    assert page.locator(tid("windows")).is_visible()
+    assert page.locator(tid("projects")).count() == 0
+    assert page.inner_text(tid("project-name")) == "big"

@@ -6,7 +6,7 @@
 import "./style.css";
 import { getKey } from "./api.js";
 import { currentUser, signOut } from "./session.js";
-import { clearError, h } from "./ui.js";
+import { clearError, h, startScreen } from "./ui.js";
 import { signInScreen } from "./screens/signin.js";
 import { projectsScreen, projectScreen } from "./screens/projects.js";
 import { labelScreen } from "./screens/label.js";
@@ -52,6 +52,7 @@ async function route() {
   if (typeof cleanup === "function") cleanup();
   cleanup = null;
   const gen = ++generation;
+  startScreen();
   clearError();
   const hash = location.hash || "#/projects";
   if (!getKey() && hash !== "#/signin") {

@@ -25,6 +25,25 @@ export function mount(...children) {
   return app;
 }
 
+let screenGen = 0;
+
+/** Called by the router as each screen starts: what earlier screens mount from then on is dropped. */
+export function startScreen() {
+  return ++screenGen;
+}
+
+/**
+ * A `mount` bound to the screen now starting (call it first thing, before any await). Once the
+ * user has moved on it draws nothing and returns null, so a screen that finishes loading after
+ * the next one started can never draw over it; the screen stops there.
+ */
+export function screenMount() {
+  const gen = screenGen;
+  const bound = (...children) => (gen === screenGen ? mount(...children) : null);
+  bound.stale = () => gen !== screenGen;
+  return bound;
+}
+
 /** Show an error (an ApiError's detail and fix, or any Error) at the top of the page. */
 export function showError(err, extra) {
   const box = document.getElementById("error");

@@ -4,7 +4,7 @@
 
 import { api, download } from "../api.js";
 import { can, projectRole } from "../session.js";
-import { fmtTime, guard, h, mount, notice, statusBadge } from "../ui.js";
+import { fmtTime, guard, h, screenMount, notice, statusBadge } from "../ui.js";
 import { crumbs } from "./label.js";
 
 const ACTIVE = ["queued", "running"];
@@ -25,6 +25,7 @@ function fmtBytes(n) {
 }
 
 export async function jobsScreen(pid) {
+  const mount = screenMount();
   mount(h("p", {}, "Loading..."));
   const data = await guard(async () => ({
     project: await api(`/projects/${pid}`),
@@ -157,6 +158,7 @@ export async function jobsScreen(pid) {
     filesTitle,
     files,
   );
+  if (mount.stale()) return; // the user moved on while this loaded
   await refresh();
   return () => clearTimeout(timer);
 }

@@ -13,7 +13,7 @@ import { createWindowMap, writeGeometry } from "../map.js";
 import { predictionsPanel } from "../predictions.js";
 import { can, currentUser, projectRole } from "../session.js";
 import { similarPanel } from "../similar.js";
-import { clearError, fmtTime, guard, h, mount, notice, showError, statusBadge } from "../ui.js";
+import { clearError, fmtTime, guard, h, screenMount, notice, showError, statusBadge } from "../ui.js";
 
 const EDITABLE = ["unlabeled", "in_progress", "rejected"];
 
@@ -72,6 +72,7 @@ export function crumbs(project, label) {
 }
 
 export async function labelScreen(pid, wid) {
+  const mount = screenMount();
   mount(h("p", {}, "Loading..."));
   const data = await guard(() => loadWindow(pid, wid));
   if (!data) return;
@@ -94,6 +95,7 @@ export async function labelScreen(pid, wid) {
   const claimTools = h("div.toolbar");
   const origins = h("p.hint", { testid: "ann-provenance" });
   mount(crumbs(project, win.name), h("div.workspace", {}, mapDiv, panel));
+  if (mount.stale()) return; // the user moved on while this loaded
   const wm = createWindowMap(mapDiv, { window: win, classes: project.classes });
   wm.setAnnotations(data.annotations);
   origins.textContent = provenance(data.annotations);

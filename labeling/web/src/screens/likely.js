@@ -4,10 +4,11 @@
 
 import { api } from "../api.js";
 import { can, projectRole } from "../session.js";
-import { guard, h, mount, notice, statusBadge } from "../ui.js";
+import { guard, h, screenMount, notice, statusBadge } from "../ui.js";
 import { crumbs } from "./label.js";
 
 export async function likelyWrongScreen(pid) {
+  const mount = screenMount();
   mount(h("p", {}, "Loading..."));
   const data = await guard(async () => ({
     project: await api(`/projects/${pid}`),
@@ -27,6 +28,7 @@ export async function likelyWrongScreen(pid) {
     ),
     body,
   );
+  if (mount.stale()) return; // the user moved on while this loaded
   let ranking;
   try {
     ranking = await api(`/projects/${pid}/likely-wrong?limit=200`);

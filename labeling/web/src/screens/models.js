@@ -4,7 +4,7 @@
 
 import { api } from "../api.js";
 import { can, projectRole } from "../session.js";
-import { fmtTime, guard, h, mount, notice } from "../ui.js";
+import { fmtTime, guard, h, screenMount, notice } from "../ui.js";
 import { crumbs } from "./label.js";
 
 const fmt = (v) => (typeof v === "number" ? (Math.abs(v) >= 100 ? v.toFixed(1) : v.toFixed(4)) : String(v ?? ""));
@@ -17,6 +17,7 @@ function metricsList(metrics) {
 }
 
 export async function modelsScreen(pid) {
+  const mount = screenMount();
   mount(h("p", {}, "Loading..."));
   const data = await guard(async () => ({
     project: await api(`/projects/${pid}`),
@@ -123,4 +124,5 @@ export async function modelsScreen(pid) {
         )
       : null,
   );
+  if (mount.stale()) return; // the user moved on while this loaded
 }

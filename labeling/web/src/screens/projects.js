@@ -5,13 +5,14 @@
 import { api, apiWithHeaders } from "../api.js";
 import { STATUS_COLOURS, createOverviewMap } from "../overview.js";
 import { can, projectRole } from "../session.js";
-import { fmtTime, guard, h, mount, notice, statusBadge } from "../ui.js";
+import { fmtTime, guard, h, screenMount, notice, statusBadge } from "../ui.js";
 import { runPanel } from "./run.js";
 
 const PAGE = 100;
 const STATUSES = Object.keys(STATUS_COLOURS);
 
 export async function projectsScreen() {
+  const mount = screenMount();
   mount(h("h1", {}, "Projects"), h("p", {}, "Loading..."));
   const projects = await guard(() => api("/projects"));
   if (!projects) return;
@@ -32,6 +33,7 @@ export async function projectsScreen() {
         )
       : h("p", {}, "No projects yet (create one through the API)."),
   );
+  if (mount.stale()) return; // the user moved on while this loaded
 }
 
 export function classLegend(classes) {
@@ -94,6 +96,7 @@ function settingsBox(project, role) {
 }
 
 export async function projectScreen(pid) {
+  const mount = screenMount();
   mount(h("p", {}, "Loading..."));
   const data = await guard(async () => {
     const [project, role, summary, members] = await Promise.all([
@@ -282,6 +285,7 @@ export async function projectScreen(pid) {
       tbody,
     ),
   );
+  if (mount.stale()) return; // the user moved on while this loaded
   const overview = createOverviewMap(overviewDiv, {
     onOpen: (id) => (location.hash = `#/projects/${pid}/windows/${id}`),
   });

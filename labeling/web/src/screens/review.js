@@ -5,7 +5,7 @@
 import { api } from "../api.js";
 import { imageryControls } from "../imagery.js";
 import { createWindowMap } from "../map.js";
-import { fmtTime, guard, h, mount, notice, statusBadge } from "../ui.js";
+import { fmtTime, guard, h, screenMount, notice, statusBadge } from "../ui.js";
 import { classLegend } from "./projects.js";
 import { crumbs, loadWindow, provenance } from "./label.js";
 
@@ -33,6 +33,7 @@ function annotationList(annotations, classes) {
 }
 
 export async function reviewListScreen(pid) {
+  const mount = screenMount();
   mount(h("p", {}, "Loading..."));
   const data = await guard(async () => {
     const [project, windows] = await Promise.all([
@@ -69,9 +70,11 @@ export async function reviewListScreen(pid) {
         )
       : h("p", { testid: "review-empty" }, "Nothing is waiting for review."),
   );
+  if (mount.stale()) return; // the user moved on while this loaded
 }
 
 export async function reviewScreen(pid, wid) {
+  const mount = screenMount();
   mount(h("p", {}, "Loading..."));
   const data = await guard(async () => ({
     ...(await loadWindow(pid, wid)),
@@ -106,6 +109,7 @@ export async function reviewScreen(pid, wid) {
     h("h3", {}, "Imagery"),
   );
   mount(crumbs(project, `Review ${win.name}`), h("div.workspace", {}, mapDiv, panel));
+  if (mount.stale()) return; // the user moved on while this loaded
   const wm = createWindowMap(mapDiv, { window: win, classes: project.classes });
   wm.setAnnotations(annotations);
   panel.append(

@@ -3,9 +3,10 @@
 
 import { ApiError } from "../api.js";
 import { signIn } from "../session.js";
-import { guard, h, mount } from "../ui.js";
+import { guard, h, screenMount } from "../ui.js";
 
 export function signInScreen() {
+  const mount = screenMount();
   const input = h("input", {
     type: "password",
     placeholder: "ep_...",
