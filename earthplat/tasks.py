@@ -58,6 +58,12 @@ class TaskKind:
         """A per-pixel output (heads upsample to the input grid)."""
         return self.output_scale == "pixel"
 
+    @property
+    def pixel_classes(self) -> bool:
+        """Labels are a class per pixel: labellers may paint class masks on the window's grid
+        (brush, eraser, fill) besides drawing polygons."""
+        return self.class_task and self.target == "class_map"
+
 
 TASKS: dict[str, TaskKind] = {
     t.name: t

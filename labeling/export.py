@@ -8,6 +8,13 @@ Annotations arrive as GeoJSON features in WGS84 (``properties``: ``class`` = cla
 Every export carries the provenance per annotation: the GeoJSON and GeoParquet as properties,
 the fine-tuning dataset as ``annotations.geojson`` at its root (and counts in ``export.json``).
 
+Painted masks (``labeling.masks``) travel as their outline geometry plus the RLE in
+``properties.mask``. In the dataset's class label layer a mask burns its own pixels, bit for
+bit; drawn polygons rasterize as before (pixel centres inside, holes left unlabelled).
+Overlap rule: annotations burn in export order (annotation id, i.e. creation order), each later
+one over the earlier ones, masks and polygons alike; this is the rule ``rasterize_features``
+applies to polygons, kept for masks.
+
 RFC 7946 rules applied: a ``FeatureCollection`` with no ``crs`` member, positions as
 (longitude, latitude) within range, polygon exterior rings counter-clockwise and holes clockwise,
 and a ``bbox``. Invalid geometries (self-intersections from hand drawing) are repaired with
@@ -65,6 +72,8 @@ def annotation_feature(
             "edited": bool(getattr(annotation, "edited", False)),
         }
     )
+    if getattr(annotation, "mask", None) is not None:
+        props["mask"] = annotation.mask
     return {
         "type": "Feature",
         "id": getattr(annotation, "id", None),
@@ -178,11 +187,21 @@ def export_geoparquet(
     frame = gpd.GeoDataFrame(rows, geometry=geoms, crs="EPSG:4326")
     for col in frame.columns:  # mixed-type object columns do not write to parquet
         if col != "geometry" and frame[col].dtype == object:
-            frame[col] = frame[col].map(lambda v: v if v is None or isinstance(v, str) else str(v))
+            frame[col] = frame[col].map(_cell)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
     return path
+
+
+def _cell(value: Any) -> str | None:
+    """A parquet text cell: objects (a mask's RLE, nested properties) as JSON; a property
+    missing from this row (pandas' NaN) stays missing."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, float) and value != value:
+        return None
+    return json.dumps(value) if isinstance(value, dict | list) else str(value)
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -220,6 +239,34 @@ def _by_window(annotations: Any, names: set[str]) -> dict[str, list[dict]]:
             )
         grouped[name].append(feat)
     return grouped
+
+
+def _class_raster(window: Any, features: list[dict]):
+    """[H, W] int16 class codes of ``features`` in order, later over earlier: runs of drawn
+    shapes rasterized (``rasterize_features``), masks burnt pixel for pixel."""
+    import numpy as np
+
+    from earthplat.data.labels import CLASS_NODATA, rasterize_features
+    from labeling.masks import burn
+
+    out = np.full((window.height, window.width), CLASS_NODATA, dtype=np.int16)
+    shapes: list[dict] = []
+
+    def flush() -> None:
+        if shapes:
+            drawn, _ = rasterize_features(window, shapes, property="class")
+            out[drawn != CLASS_NODATA] = drawn[drawn != CLASS_NODATA]
+            shapes.clear()
+
+    for f in features:
+        mask = f["properties"].get("mask")
+        if mask is None:
+            shapes.append(f)
+            continue
+        flush()
+        burn(out, mask, int(f["properties"]["class"]), window=window)
+    flush()
+    return out
 
 
 def export_dataset(
@@ -276,6 +323,11 @@ def export_dataset(
             feats = grouped[w.name]
             if not feats:
                 continue  # an unlabelled window: no label layer, the data module skips it
+            if kind.class_task and any("mask" in f["properties"] for f in feats):
+                write_label_layer(
+                    ds, w, raster=_class_raster(w, feats), classes=schema, layer=kind.default_label
+                )
+                continue
             write_label_layer(
                 ds,
                 w,

@@ -225,7 +225,9 @@ class Annotation(Base):
         ForeignKey("windows.id", ondelete="CASCADE"), nullable=False, index=True
     )
     geometry: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
-    """WGS84 GeoJSON geometry."""
+    """WGS84 GeoJSON geometry (of a mask: its outline, derived from the pixels)."""
+    mask: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    """Painted pixels on the window's grid (``labeling.masks``: RLE); None for drawn shapes."""
     class_value: Mapped[int | None] = mapped_column(Integer)
     value: Mapped[float | None] = mapped_column(Float)
     """Numeric target for regression projects."""

@@ -1,5 +1,5 @@
-"""Labelling: next task, claims (claim, release, skip), assignments, annotations (optimistic
-concurrency, size limits), submit, review."""
+"""Labelling: next task, claims (claim, release, skip), assignments, annotations (drawn shapes
+or painted masks; optimistic concurrency, size limits; merge and split), submit, review."""
 
 from __future__ import annotations
 
@@ -20,7 +20,13 @@ from api.deps import (
     WindowRead,
     WindowReview,
 )
-from api.schemas.annotations import AnnotationCreate, AnnotationPublic, AnnotationUpdate
+from api.schemas.annotations import (
+    AnnotationCreate,
+    AnnotationMerge,
+    AnnotationPublic,
+    AnnotationSplit,
+    AnnotationUpdate,
+)
 from api.schemas.windows import (
     AssignmentCreate,
     AssignmentPublic,
@@ -160,7 +166,10 @@ def create_annotation(
     settings: SettingsDep,
     response: Response,
 ) -> Annotation:
-    """Add an annotation; the window must be free or claimed by you (writing claims it)."""
+    """Add an annotation; the window must be free or claimed by you (writing claims it). Send a
+    ``geometry`` (a drawn shape) or a ``mask`` (painted pixels on the window's grid, segmentation
+    projects): a mask's geometry is derived from its pixels, and a geometry sent with it is
+    ignored."""
     project = get_project(session, project_id=window.project_id)
     row = svc.create_annotation(
         session,
@@ -168,6 +177,7 @@ def create_annotation(
         window_id=window.id,
         author_id=user.id,
         geometry=body.geometry,
+        mask=body.mask.model_dump() if body.mask is not None else None,
         class_value=body.class_value,
         value=body.value,
         properties=body.properties,
@@ -193,7 +203,7 @@ def update_annotation(
     if_match: IfMatch = None,
 ) -> Annotation:
     """Change an annotation if it is still at the version the client read; a stale version
-    gets 409 and changes nothing."""
+    gets 409 and changes nothing. A ``mask`` replaces the pixels (and the derived geometry)."""
     version = _version(if_match, body.version)
     project = get_project(session, project_id=row.project_id)
     changes = body.model_dump(exclude_unset=True, exclude={"version"})
@@ -208,6 +218,53 @@ def update_annotation(
         lock_minutes=settings.lock_minutes,
     )
     return _etag(response, updated)
+
+
+@router.post("/annotations/merge", response_model=AnnotationPublic)
+def merge_annotations(
+    body: AnnotationMerge,
+    session: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    response: Response,
+) -> Annotation:
+    """Merge annotations of one class on one window into the first of ``ids`` (polygons: their
+    union; masks: the union of their pixels); the others are deleted, in one transaction.
+    ``versions`` names the version read of each; a stale one gets 409 and changes nothing."""
+    rows = [svc.get_annotation(session, annotation_id=i) for i in body.ids]
+    for project_id in sorted({r.project_id for r in rows}):
+        auth.require(session, user=user, project_id=project_id, permission="label")
+    merged = svc.merge_annotations(
+        session,
+        ids=body.ids,
+        versions=body.versions,
+        author_id=user.id,
+        limits=settings.annotation_limits(),
+        lock_minutes=settings.lock_minutes,
+    )
+    return _etag(response, merged)
+
+
+@router.post("/annotations/{annotation_id}/split", response_model=list[AnnotationPublic])
+def split_annotation(
+    row: AnnotationLabel,
+    body: AnnotationSplit,
+    session: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    if_match: IfMatch = None,
+) -> list[Annotation]:
+    """Cut a polygon along ``line``: the largest part stays in this annotation, each other part
+    becomes a new annotation of the same class (the kept one is first in the answer)."""
+    return svc.split_annotation(
+        session,
+        annotation_id=row.id,
+        version=_version(if_match, body.version),
+        line=body.line,
+        author_id=user.id,
+        limits=settings.annotation_limits(),
+        lock_minutes=settings.lock_minutes,
+    )
 
 
 @router.delete("/annotations/{annotation_id}", status_code=status.HTTP_204_NO_CONTENT)

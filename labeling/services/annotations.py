@@ -7,6 +7,13 @@ conditional statement,
 writers holding the same version exactly one matches a row, the other gets 409 and overwrites
 nothing. This is race-free on PostgreSQL (the WHERE is re-checked after a concurrent commit) and
 on SQLite (one writer at a time).
+
+An annotation is a drawn shape (``geometry``: WGS84 GeoJSON) or a painted mask (``mask``: RLE
+pixels on its window's grid, ``labeling.masks``). A mask's ``geometry`` is derived from it (the
+outline of its pixels) and never taken from the client: when a request carries both, the mask
+wins. Masks are bounded by the byte limit, not the vertex limit (their outline follows pixel
+edges). Merge (one class, one window: union of shapes or of pixels) and split (a polygon cut by
+a line) change several rows in one transaction, each row guarded by its version like an update.
 """
 
 from __future__ import annotations
@@ -80,11 +87,30 @@ def check_geometry(geometry: Any, limits: Limits | None = None) -> dict[str, Any
     if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
         raise InvalidInputError("geometry lies outside the lon/lat range", fix=fix)
     if not geom.is_valid:
-        raise InvalidInputError(
-            f"geometry is not valid: {explain_validity(geom)}",
-            fix="repair it (no self-intersections, closed rings), e.g. shapely.make_valid",
+        why = explain_validity(geom)
+        fix = next(
+            (f for reason, f in _VALIDITY_FIXES.items() if why.startswith(reason)),
+            "repair it (no self-intersections, closed rings), e.g. shapely.make_valid",
         )
+        raise InvalidInputError(f"geometry is not valid: {why}", fix=fix)
     return dict(mapping(geom))
+
+
+_VALIDITY_FIXES = {
+    "Hole lies outside shell": "every hole (interior ring) must lie inside its polygon's outer "
+    "ring: draw the hole inside the shape, or make it a polygon of its own",
+    "Holes are nested": "a hole lies inside another hole: remove the inner one, or make it a "
+    "polygon of its own",
+    "Interior is disconnected": "a hole cuts the polygon in pieces: draw the pieces as separate "
+    "polygons (a MultiPolygon)",
+    "Nested shells": "a part of the MultiPolygon lies inside another part: make it a hole of the "
+    "outer part, or a separate annotation",
+    "Ring Self-intersection": "a ring touches or crosses itself: redraw it so its edges do not "
+    "cross, e.g. shapely.make_valid",
+    "Self-intersection": "edges cross (a bow-tie, a hole crossing its outer ring, or overlapping "
+    "MultiPolygon parts): redraw it, merge overlapping parts, or repair with shapely.make_valid",
+}
+"""Fixes for shapely's ``explain_validity`` reasons, most specific first."""
 
 
 def check_label(project: Project, *, class_value: int | None, value: float | None) -> None:
@@ -94,7 +120,8 @@ def check_label(project: Project, *, class_value: int | None, value: float | Non
         if class_value is None:
             raise InvalidInputError(
                 f"a {project.task_type} annotation needs a class_value; the class schema of "
-                f"project {project.name!r} is: {schema}"
+                f"project {project.name!r} is: {schema}",
+                fix="send class_value: use one of the schema's values",
             )
         if class_value not in {c["value"] for c in project.classes}:
             raise InvalidInputError(
@@ -137,13 +164,27 @@ def _touch_window(session: Session, window_id: int) -> None:
     )
 
 
+def check_painted(
+    project: Project, window: WindowRecord, mask: Any, limits: Limits | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(outline geometry, canonical mask) of a painted mask on ``window``'s grid; 422 when the
+    project's task does not label per-pixel classes or the mask does not fit the window."""
+    from labeling import masks
+
+    masks.check_task(project.task_type)
+    grid = window.to_window()
+    checked = masks.check_mask(mask, grid, max_bytes=(limits or Limits()).max_bytes)
+    return masks.outline(checked, grid), checked
+
+
 def create_annotation(
     session: Session,
     *,
     project: Project,
     window_id: int,
     author_id: int,
-    geometry: Any,
+    geometry: Any = None,
+    mask: Any = None,
     class_value: int | None = None,
     value: float | None = None,
     properties: dict[str, Any] | None = None,
@@ -153,13 +194,25 @@ def create_annotation(
     model_id: int | None = None,
 ) -> Annotation:
     """A new annotation on a window the author may write to (claimed by them or free, which
-    claims it). ``origin="model"`` marks a pre-label made from ``model_id``'s prediction."""
+    claims it): a drawn ``geometry`` or a painted ``mask`` (whose geometry is derived; a
+    ``geometry`` sent with it is ignored). ``origin="model"`` marks a pre-label made from
+    ``model_id``'s prediction."""
     if origin not in ORIGINS:
         raise InvalidInputError(f"origin {origin!r} is not one of {', '.join(ORIGINS)}")
-    geometry = check_geometry(geometry, limits)
+    if mask is None:
+        if geometry is None:
+            raise InvalidInputError(
+                "an annotation needs a geometry or a mask",
+                fix="send 'geometry' (GeoJSON, WGS84) for a drawn shape, or 'mask' (RLE on "
+                "the window's grid) for painted pixels",
+            )
+        geometry = check_geometry(geometry, limits)
     check_label(project, class_value=class_value, value=value)
     window = _editable_window(session, window_id)
-    check_inside(geometry, window)
+    if mask is not None:
+        geometry, mask = check_painted(project, window, mask, limits)
+    else:
+        check_inside(geometry, window)
     claims.require_claim(
         session, window=window, user_id=author_id, minutes=lock_minutes, action="annotate"
     )
@@ -167,6 +220,7 @@ def create_annotation(
         project_id=window.project_id,
         window_id=window_id,
         geometry=geometry,
+        mask=mask,
         class_value=class_value,
         value=value,
         properties=properties or {},
@@ -221,12 +275,20 @@ def update_annotation(
     limits: Limits | None = None,
     lock_minutes: float = 30.0,
 ) -> Annotation:
-    """Apply ``changes`` (geometry, class_value, value, properties) if the annotation is still at
-    ``version``; 409 otherwise. A person changing a pre-label's geometry or label marks it
-    ``edited``."""
+    """Apply ``changes`` (geometry or mask, class_value, value, properties) if the annotation is
+    still at ``version``; 409 otherwise. A mask replaces the pixels and the derived geometry (a
+    geometry sent with it is ignored); a painted annotation's geometry changes only through its
+    mask. A person changing a pre-label's geometry, pixels or label marks it ``edited``."""
     current = get_annotation(session, annotation_id=annotation_id)
     values: dict[str, Any] = {}
-    if "geometry" in changes and changes["geometry"] is not None:
+    new_mask = changes.get("mask")
+    if new_mask is None and changes.get("geometry") is not None:
+        if current.mask is not None:
+            raise InvalidInputError(
+                f"annotation {annotation_id} is a painted mask; its geometry is the outline "
+                "of its pixels",
+                fix="send 'mask' with the new pixels, or delete it and draw a shape instead",
+            )
         values["geometry"] = check_geometry(changes["geometry"], limits)
     if "properties" in changes and changes["properties"] is not None:
         values["properties"] = changes["properties"]
@@ -239,26 +301,36 @@ def update_annotation(
         value=values.get("value", current.value),
     )
     window = _editable_window(session, current.window_id)
-    if "geometry" in values:
+    if new_mask is not None:
+        values["geometry"], values["mask"] = check_painted(project, window, new_mask, limits)
+    elif "geometry" in values:
         check_inside(values["geometry"], window)
-    if current.origin == "model" and {"geometry", "class_value", "value"} & set(values):
-        values["edited"] = True
     claims.require_claim(
         session, window=window, user_id=author_id, minutes=lock_minutes, action="annotate"
     )
+    _apply(session, current, version=version, author_id=author_id, values=values)
+    _touch_window(session, current.window_id)
+    session.commit()
+    session.refresh(current)
+    return current
+
+
+def _apply(
+    session: Session, row: Annotation, *, version: int, author_id: int, values: dict[str, Any]
+) -> None:
+    """The conditional update of one row (its version must still be ``version``), uncommitted;
+    409 (after a rollback) when someone changed it since."""
+    if row.origin == "model" and {"geometry", "mask", "class_value", "value"} & set(values):
+        values = {**values, "edited": True}
     result = session.execute(
         update(Annotation)
-        .where(Annotation.id == annotation_id, Annotation.version == version)
+        .where(Annotation.id == row.id, Annotation.version == version)
         .values(**values, author_id=author_id, version=Annotation.version + 1, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
         session.rollback()
-        raise _stale(session, annotation_id, version)
-    _touch_window(session, current.window_id)
-    session.commit()
-    session.refresh(current)
-    return current
+        raise _stale(session, row.id, version)
 
 
 def delete_annotation(
@@ -274,12 +346,180 @@ def delete_annotation(
     claims.require_claim(
         session, window=window, user_id=user_id, minutes=lock_minutes, action="annotate"
     )
+    _delete_at(session, current, version)
+    session.commit()
+
+
+POLYGONAL = ("Polygon", "MultiPolygon")
+"""The geometry types that merge and split."""
+
+
+def _delete_at(session: Session, row: Annotation, version: int) -> None:
+    """The conditional delete of one row at ``version``, uncommitted; 409 when stale."""
     result = session.execute(
         delete(Annotation)
-        .where(Annotation.id == annotation_id, Annotation.version == version)
+        .where(Annotation.id == row.id, Annotation.version == version)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
         session.rollback()
-        raise _stale(session, annotation_id, version)
+        raise _stale(session, row.id, version)
+
+
+def merge_annotations(
+    session: Session,
+    *,
+    ids: list[int],
+    versions: dict[int, int],
+    author_id: int,
+    limits: Limits | None = None,
+    lock_minutes: float = 30.0,
+) -> Annotation:
+    """Merge annotations of one class on one window into the first of ``ids``: polygons into
+    their union (shapely), painted masks into the union of their pixels; the others are
+    deleted, all in one transaction. Every annotation must still be at its ``versions`` entry
+    (409 otherwise, nothing changed). Human and model-made annotations merge alike; the result
+    keeps the first one's provenance (a model-made one becomes ``edited``)."""
+    from shapely import unary_union
+    from shapely.geometry import mapping, shape
+
+    from labeling import masks
+
+    if len(set(ids)) != len(ids) or len(ids) < 2:
+        raise InvalidInputError(
+            f"merge needs two or more distinct annotation ids, not {ids}",
+            fix="list each annotation to merge once",
+        )
+    missing = [i for i in ids if i not in versions]
+    if missing:
+        raise InvalidInputError(
+            f"no version given for annotation(s) {missing}",
+            fix="send 'versions': {id: the version you read} for every annotation merged",
+        )
+    rows = [get_annotation(session, annotation_id=i) for i in ids]
+    if len({r.window_id for r in rows}) != 1:
+        raise InvalidInputError(
+            "the annotations lie on different windows; only one window's annotations merge",
+            fix="merge the annotations of each window separately",
+        )
+    window = _editable_window(session, rows[0].window_id)
+    classes = {r.class_value for r in rows}
+    if len(classes) != 1 or None in classes:
+        raise InvalidInputError(
+            f"the annotations have classes {sorted(classes, key=str)}; only one class merges",
+            fix="relabel them to one class first, or merge each class separately",
+        )
+    painted = [r.mask is not None for r in rows]
+    if any(painted) and not all(painted):
+        raise InvalidInputError(
+            "painted masks and drawn polygons do not merge with each other",
+            fix="merge masks with masks and polygons with polygons (or paint over the polygon)",
+        )
+    if not any(painted):
+        kinds = sorted({r.geometry.get("type") for r in rows} - set(POLYGONAL))
+        if kinds:
+            raise InvalidInputError(
+                f"only polygons merge; the selection holds {', '.join(kinds)}",
+                fix="select Polygon or MultiPolygon annotations only",
+            )
+    if all(painted):
+        mask = masks.union([r.mask for r in rows])
+        values = {"mask": mask, "geometry": masks.outline(mask, window.to_window())}
+    else:
+        merged = unary_union([shape(r.geometry) for r in rows])
+        values = {"geometry": check_geometry(dict(mapping(merged)), limits)}
+    claims.require_claim(
+        session, window=window, user_id=author_id, minutes=lock_minutes, action="annotate"
+    )
+    keep, *gone = rows
+    _apply(session, keep, version=versions[keep.id], author_id=author_id, values=values)
+    for row in gone:
+        _delete_at(session, row, versions[row.id])
+    _touch_window(session, window.id)
     session.commit()
+    session.refresh(keep)
+    return keep
+
+
+def split_annotation(
+    session: Session,
+    *,
+    annotation_id: int,
+    version: int,
+    line: Any,
+    author_id: int,
+    limits: Limits | None = None,
+    lock_minutes: float = 30.0,
+) -> list[Annotation]:
+    """Cut a polygon annotation along a WGS84 ``line`` (a LineString crossing it): the largest
+    part stays in this annotation (version + 1), each other part becomes a new annotation of
+    the same class, label, properties and provenance, in one transaction. Returns all parts,
+    the kept one first."""
+    from shapely.geometry import mapping, shape
+    from shapely.ops import split
+
+    current = get_annotation(session, annotation_id=annotation_id)
+    if current.mask is not None:
+        raise InvalidInputError(
+            f"annotation {annotation_id} is a painted mask; split cuts drawn polygons",
+            fix="erase a line of pixels with the eraser, then save each region as its own mask",
+        )
+    if current.geometry.get("type") not in POLYGONAL:
+        raise InvalidInputError(
+            f"annotation {annotation_id} is a {current.geometry.get('type')}; only polygons split",
+            fix="split a Polygon or MultiPolygon annotation",
+        )
+    cut = check_geometry(line, limits)
+    if cut["type"] != "LineString":
+        raise InvalidInputError(
+            f"the cut must be a LineString, not a {cut['type']}",
+            fix="send 'line': {'type': 'LineString', 'coordinates': [[lon, lat], ...]}",
+        )
+    geom, blade = shape(current.geometry), shape(cut)
+    polygons = [geom] if geom.geom_type == "Polygon" else list(geom.geoms)
+    try:
+        parts = [p for poly in polygons for p in split(poly, blade).geoms if p.area > 0]
+    except Exception as e:  # GEOS topology errors on degenerate cuts
+        raise InvalidInputError(
+            f"annotation {annotation_id} cannot be cut along this line ({e})",
+            fix="draw a simple line across the polygon, starting and ending outside it",
+        ) from None
+    if len(parts) < 2:
+        raise InvalidInputError(
+            f"the line does not cut annotation {annotation_id} in two",
+            fix="draw the line across the polygon, starting and ending outside it",
+        )
+    parts.sort(key=lambda p: p.area, reverse=True)
+    geometries = [check_geometry(dict(mapping(p)), limits) for p in parts]
+    window = _editable_window(session, current.window_id)
+    claims.require_claim(
+        session, window=window, user_id=author_id, minutes=lock_minutes, action="annotate"
+    )
+    _apply(
+        session,
+        current,
+        version=version,
+        author_id=author_id,
+        values={"geometry": geometries[0]},
+    )
+    new = [
+        Annotation(
+            project_id=current.project_id,
+            window_id=current.window_id,
+            geometry=g,
+            class_value=current.class_value,
+            value=current.value,
+            properties=dict(current.properties or {}),
+            author_id=author_id,
+            origin=current.origin,
+            model_id=current.model_id,
+            edited=current.origin == "model",
+            version=1,
+        )
+        for g in geometries[1:]
+    ]
+    session.add_all(new)
+    _touch_window(session, current.window_id)
+    session.commit()
+    session.refresh(current)
+    return [current, *new]
