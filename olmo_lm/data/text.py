@@ -39,6 +39,8 @@ class TextDataConfig:
     """Text file (relative paths are resolved from the working directory)."""
     tokenizer: str | None = None
     """A ``tokenizer.json`` (or a checkpoint folder with one); ``None``: byte-level tokens."""
+    mixture: str | None = None
+    """A mixture YAML of token shards (``olmo_lm.data.mixture``); replaces ``path`` when set."""
     seq_len: int = 128
     """Tokens per training sequence."""
     batch_size: int = 16

@@ -3,17 +3,40 @@
 ``ByteTokenizer`` works offline and for any text. ``JsonTokenizer`` reads the ``tokenizer.json``
 that ships with a checkpoint (OLMo's dolma2 BPE, OLMoE's GPT-NeoX BPE) through the
 ``tokenizers`` library, the reference implementation of that format; both expose the same
-methods (``encode``, ``encode_array``, ``decode``, ``vocab_size`` and the special ids).
+methods (``encode``, ``encode_array``, ``encode_documents``, ``decode``, ``vocab_size``, the
+special ids, ``token_dtype`` and ``fingerprint``).
+
+The special tokens a tokenizer trained here carries (``olmo_lm.data.bpe``) are named once, in
+``DOCUMENT_TOKENS`` and ``CHAT_TOKENS``; ``tokenizer_config.json`` beside ``tokenizer.json``
+records which one is BOS, EOS and pad, which is how ``JsonTokenizer`` finds them again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from earthplat.traincore.errors import TrainCoreConfigError
+
+DOCUMENT_TOKENS = {"eos": "<|endoftext|>", "bos": "<|startoftext|>", "pad": "<|pad|>"}
+"""Role -> token of the document special tokens (EOS ends every document in a token stream)."""
+CHAT_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>")
+"""Role markers of the chat template (Tulu / OLMo-instruct style); a turn ends with EOS."""
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}"
+    "{% if message['role'] == 'assistant' %}<|endoftext|>{% endif %}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+"""Jinja chat template recorded in ``tokenizer_config.json`` (read by transformers as well)."""
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """The smallest unsigned dtype that holds every id: uint16 up to 65,536 tokens, else uint32."""
+    return np.dtype(np.uint16 if vocab_size <= 2**16 else np.uint32)
 
 
 class ByteTokenizer:
@@ -21,6 +44,9 @@ class ByteTokenizer:
 
     bos_id, eos_id, pad_id = 256, 257, 258
     vocab_size = 260
+    fingerprint = "bytes"
+    """Identifies the tokenizer in token-shard metadata (no file to hash)."""
+    token_dtype = np.dtype(np.uint16)
 
     def encode(self, text: str, *, bos: bool = False, eos: bool = False) -> list[int]:
         ids = list(text.encode("utf-8"))
@@ -28,6 +54,10 @@ class ByteTokenizer:
 
     def encode_array(self, text: str) -> np.ndarray:
         return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).astype(np.uint16)
+
+    def encode_documents(self, texts: list[str]) -> list[np.ndarray]:
+        """Each text's ids (no special tokens), as ``token_dtype`` arrays."""
+        return [self.encode_array(t) for t in texts]
 
     def decode(self, ids: list[int]) -> str:
         return bytes(i for i in ids if i < 256).decode("utf-8", errors="replace")
@@ -85,8 +115,28 @@ class JsonTokenizer:
         return ids
 
     def encode_array(self, text: str) -> np.ndarray:
-        dtype = np.uint16 if self.vocab_size <= 2**16 else np.uint32
-        return np.asarray(self.encode(text), dtype=dtype)
+        return np.asarray(self.encode(text), dtype=self.token_dtype)
+
+    def encode_documents(self, texts: list[str]) -> list[np.ndarray]:
+        """Each text's ids (no special tokens), as ``token_dtype`` arrays, in one batched call
+        (the library encodes a batch on its own threads)."""
+        encodings = self._tok.encode_batch(list(texts), add_special_tokens=False)
+        return [np.asarray(e.ids, dtype=self.token_dtype) for e in encodings]
+
+    @property
+    def token_dtype(self) -> np.dtype:
+        return token_dtype(self.vocab_size)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """sha256 of ``tokenizer.json``: token shards record it so a mixture never mixes ids of
+        two tokenizers."""
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+    @cached_property
+    def special_ids(self) -> dict[str, int]:
+        """Every special (added) token's text -> id, e.g. ``{"<|user|>": 4, ...}``."""
+        return {t.content: i for i, t in self._tok.get_added_tokens_decoder().items() if t.special}
 
     def decode(self, ids: list[int]) -> str:
         return self._tok.decode(list(ids), skip_special_tokens=True)

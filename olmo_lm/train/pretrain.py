@@ -28,7 +28,19 @@ from earthplat.traincore.optim import OptimizerConfig, SchedulerConfig
 from olmo_lm.model.config import TransformerConfig
 from olmo_lm.model.layers.lm_loss import lm_losses
 
-__all__ = ["CausalLMModule", "LMLossConfig", "lm_losses"]
+__all__ = ["CausalLMModule", "LMLossConfig", "build_data_module", "lm_losses"]
+
+
+def build_data_module(config):
+    """The training data of a ``TextDataConfig``: its ``mixture`` YAML when set (batches of
+    token-shard sources, ``olmo_lm.data.mixture_loader``), else its text file."""
+    if config.mixture is not None:
+        from olmo_lm.data.mixture_loader import MixtureDataModule
+
+        return MixtureDataModule(config)
+    from olmo_lm.data.text import TextDataModule
+
+    return TextDataModule(config)
 
 
 @dataclass
