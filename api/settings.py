@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.database import sqlite_url_for
@@ -39,6 +39,40 @@ class Settings(BaseSettings):
     """Folders (``os.pathsep``- or comma-separated) that the local files of sources must lie
     under: a STAC catalogue registered by path and the local asset hrefs inside it. Default:
     the data dir and the demo data dir (``allowed_source_roots``)."""
+
+    tile_cache: bool = True
+    """Keep rendered tiles and frames (``DATA_DIR/cache/tiles``, shared by every worker on the
+    data dir); ``EARTHPLAT_TILE_CACHE=0`` renders every request again (the benchmark's
+    baseline). ETags and 304s work either way."""
+    tile_cache_mb: float = Field(default=512.0, ge=0)
+    """Most MiB of rendered PNGs on disk; beyond it the least recently used are deleted."""
+    tile_cache_memory_mb: float = Field(default=64.0, ge=0)
+    """Most MiB of rendered PNGs each API process also keeps in memory."""
+
+    basemap_url: str | None = None
+    """An XYZ tile URL template (``https://tile.example.org/{z}/{x}/{y}.png``) the labelling
+    map draws under the window's imagery and its context overview; unset: no basemap. Served to
+    the browser by ``GET /api/v1/ui-config``, so it must not hold a secret key."""
+    basemap_attribution: str | None = None
+    """The text the map shows with the basemap (its provider's attribution terms)."""
+
+    @field_validator("basemap_url", mode="before")
+    @classmethod
+    def _check_basemap_url(cls, value: object) -> object:
+        """An XYZ template with ``{z}``, ``{x}`` and ``{y}``, over http(s) or from this host."""
+        if not isinstance(value, str):
+            return value
+        url = value.strip()
+        if not url:
+            return None
+        lacking = [p for p in ("{z}", "{x}", "{y}") if p not in url]
+        if lacking or not url.startswith(("http://", "https://", "/")):
+            why = f"lacks {', '.join(lacking)}" if lacking else "is not an http(s) or /path URL"
+            raise ValueError(
+                f"EARTHPLAT_BASEMAP_URL {url!r} {why}; give an XYZ tile URL template such as "
+                "https://tile.openstreetmap.org/{z}/{x}/{y}.png, or unset it for no basemap"
+            )
+        return url
 
     def annotation_limits(self):
         from labeling.services.annotations import Limits

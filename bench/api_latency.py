@@ -1,18 +1,32 @@
-"""API latency over loopback HTTP: annotation writes (and XYZ tiles) at 1, 10 and 50 concurrent
-clients, against uvicorn (one process, ``create_app``) in a subprocess, on SQLite and PostgreSQL.
+"""API latency over loopback HTTP: annotation writes and XYZ tiles at 1, 10 and 50 concurrent
+clients, against uvicorn serving ``create_app`` in a subprocess, on SQLite and PostgreSQL; and
+the tile scenarios of the render cache, ours beside a named baseline in the same run.
 
+    .venv/bin/python bench/api_latency.py --quick                 # a smoke run (a minute)
     .venv/bin/python bench/api_latency.py [--requests 200] [--backends sqlite,postgres]
+        [--workers 4] [--tile-requests 2000] [--cold-tiles 400]  # the full run, idle machine
 
 Each client is a thread with its own keep-alive ``httpx.Client`` and its own labeller key.
-Operations:
+Operations (one uvicorn process):
 
 - ``create``: ``POST /windows/{id}/annotations`` (a new row each time);
 - ``update``: ``PATCH /annotations/{id}`` of the client's own annotation with the version it
   holds (If-Match), so every write succeeds: this measures the conditional UPDATE path;
-- ``tile``: ``GET /tiles/{window}/s2/0/{z}/{x}/{y}.png`` of a real Sen1Floods11 window
-  (when ``api.routes.tiles`` exists).
+- ``tile``: ``GET /tiles/{window}/s2/0/{z}/{x}/{y}.png`` of a real Sen1Floods11 window.
 
-Prints a table (p50/p99 in ms, requests/s) and writes ``bench/results/api_latency.md``.
+Tile scenarios (``--workers`` uvicorn worker processes, as a deployment runs them; real
+Sen1Floods11 windows, 256 px true/false colour, SWIR and gray tiles at zoom 18), each run twice
+on the same data: **baseline** = the server with the render cache off (``EARTHPLAT_TILE_CACHE=0``:
+every tile rendered, the behaviour before the cache) and **ours** = the cache on:
+
+- ``cached@50``: 50 clients each requesting the 24 tiles of one view round-robin (pre-warmed);
+  p50/p95/p99 and tiles/s. Target: p99 < 50 ms and >= 500 tiles/s.
+- ``cold@50``: 50 clients requesting tiles never rendered before (each once). Target p50 < 40 ms.
+- ``304@50``: as ``cached@50`` with ``If-None-Match`` (what a browser revalidating sends).
+- ``slider cold`` / ``slider cached``: one client asks for the 24 distinct tiles of one time
+  step at once over 6 connections (a browser's per-host limit); time until all are in.
+
+Prints the tables and writes ``bench/results/api_latency.md`` (``--quick``: ``..._quick.md``).
 """
 
 from __future__ import annotations
@@ -20,6 +34,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -62,7 +77,9 @@ def database(backend: str, tmp: Path):
 
 
 @contextmanager
-def server(db_url: str, data_dir: Path):
+def server(db_url: str, data_dir: Path, *, workers: int = 1, env_extra: dict | None = None):
+    """uvicorn on a free loopback port; ``workers`` > 1 runs that many processes (the database
+    must be migrated already: they start with ``EARTHPLAT_MIGRATE=0``)."""
     import socket
 
     with socket.socket() as s:
@@ -74,9 +91,13 @@ def server(db_url: str, data_dir: Path):
         EARTHPLAT_DATA_DIR=str(data_dir),
         EARTHPLAT_ADMIN_KEY=ADMIN_KEY,
         PYTHONPATH=str(REPO),
+        **(env_extra or {}),
     )
     cmd = [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app", "--host"]
     cmd += ["127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
+        env["EARTHPLAT_MIGRATE"] = "0"
     proc = subprocess.Popen(cmd, env=env, cwd=REPO)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -131,38 +152,45 @@ def seed(base: str, db_url: str, clients: int) -> dict:
         session.commit()
         for user in users:
             set_member(session, project_id=pid, user_id=user.id, role="labeler")
-    tile = seed_tiles(base, db_url, pid, project_dir, session_factory=make_session_factory(engine))
+    tile, tile_windows = seed_tiles(
+        base, db_url, pid, project_dir, session_factory=make_session_factory(engine)
+    )
     engine.dispose()
-    return {"project": pid, "window": wid, "keys": keys, "tile": tile}
+    return {"project": pid, "window": wid, "keys": keys, "tile": tile, "tiles": tile_windows}
 
 
 def seed_tiles(base: str, db_url: str, pid: int, project_dir: Path, *, session_factory):
-    """Ingest the real Sen1Floods11 chip as a dataset of the project; returns a tile URL."""
+    """Ingest the real Sen1Floods11 chip as a dataset of the project; returns a tile URL and
+    ``[(window id, WGS84 bounds)]`` of the windows whose imagery is fully valid."""
     try:
         import api.routes.tiles  # noqa: F401
     except ModuleNotFoundError:
-        return None
+        return None, []
     import morecantile
 
+    from earthplat.data.layer import read_layer_arrays
     from earthplat.eval.recipes import ingest_sen1floods11
     from labeling.models import Project
     from labeling.services import windows as wsvc
 
     root = SHARED / "real" / "sen1floods11_spain"
     if not root.is_dir():
-        return None
+        return None, []
     path = project_dir / "datasets" / "floods"
-    _, windows = ingest_sen1floods11(root, path, size=128)
+    ds, windows = ingest_sen1floods11(root, path, size=128)
+    full = [w for w in windows if read_layer_arrays(ds, w, "s2").valid.all()]
     with session_factory() as session:
         project = session.get(Project, pid)
         record = wsvc.get_dataset(session, project_id=pid, name="floods", project_dir=project_dir)
+        chosen = windows[:1] + [w for w in full if w.name != windows[0].name]
         rows, _ = wsvc.add_windows(
-            session, project=project, dataset=record, windows=windows[:1], skip_existing=True
+            session, project=project, dataset=record, windows=chosen, skip_existing=True
         )
-        window_id = rows[0].id
+        ids = {r.name: r.id for r in rows}
     centre = windows[0].geometry_wgs84().centroid
     t = morecantile.tms.get("WebMercatorQuad").tile(centre.x, centre.y, 14)
-    return f"/api/v1/tiles/{window_id}/s2/0/{t.z}/{t.x}/{t.y}.png?preset=true_color"
+    url = f"/api/v1/tiles/{ids[windows[0].name]}/s2/0/{t.z}/{t.x}/{t.y}.png?preset=true_color"
+    return url, [(ids[w.name], w.geometry_wgs84().bounds) for w in full]
 
 
 def run_level(base: str, setup: dict, op: str, clients: int, total: int) -> dict:
@@ -227,13 +255,176 @@ def run_level(base: str, setup: dict, op: str, clients: int, total: int) -> dict
     }
 
 
+# --- tile scenarios: ours (render cache) beside the baseline (cache off) ------------------------
+TILE_ZOOM = 18
+PRESETS = ("true_color", "false_color", "swir", "gray")
+VIEW = 24
+"""Tiles of one view of the map (a slider step)."""
+BROWSER_CONNECTIONS = 6
+"""A browser's HTTP/1.1 connections per host."""
+
+
+def tile_pool(windows: list) -> list[str]:
+    """Every distinct tile URL of the windows' interiors (zoom 18, each preset)."""
+    import morecantile
+
+    tms = morecantile.tms.get("WebMercatorQuad")
+    urls = []
+    for preset in PRESETS:
+        for wid, (w, s, e, n) in windows:
+            inset = 0.15 * (e - w)  # tiles well inside the window: real pixels, not borders
+            for t in tms.tiles(w + inset, s + inset, e - inset, n - inset, [TILE_ZOOM]):
+                urls.append(f"/api/v1/tiles/{wid}/s2/0/{t.z}/{t.x}/{t.y}.png?preset={preset}")
+    return urls
+
+
+def _pct(values: list[float], q: float) -> float:
+    v = sorted(values)
+    return 1000 * v[min(len(v) - 1, int(q * len(v)))]
+
+
+def fetch_all(
+    base: str, keys: list[str], urls_per_client: list[list[str]], etags: dict | None = None
+) -> dict:
+    """Each client (thread) fetches its URLs in order (with ``If-None-Match: etags[url]`` when
+    given); latencies and throughput."""
+    latencies, errors, lock = [], [], threading.Lock()
+    barrier = threading.Barrier(len(urls_per_client))
+
+    def worker(i: int) -> None:
+        auth = {"Authorization": f"Bearer {keys[i % len(keys)]}"}
+        with httpx.Client(base_url=base, headers=auth, timeout=120) as c:
+            c.get("/api/v1/health")  # the connection is open before the clock starts
+            own = []
+            barrier.wait()
+            for url in urls_per_client[i]:
+                extra = {"If-None-Match": etags[url]} if etags else None
+                t0 = time.perf_counter()
+                r = c.get(url, headers=extra)
+                own.append(time.perf_counter() - t0)
+                if r.status_code not in (200, 304):
+                    errors.append(f"{r.status_code} {r.text[:120]}")
+            with lock:
+                latencies.extend(own)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(urls_per_client))]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    return {
+        "n": len(latencies),
+        "p50_ms": _pct(latencies, 0.5),
+        "p95_ms": _pct(latencies, 0.95),
+        "p99_ms": _pct(latencies, 0.99),
+        "rps": len(latencies) / wall,
+        "errors": len(errors),
+        "first_error": errors[0] if errors else "",
+    }
+
+
+def slider_step(base: str, key: str, urls: list[str]) -> float:
+    """Seconds until one client has all ``urls`` (at most ``BROWSER_CONNECTIONS`` at once)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    clients = [
+        httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=120)
+        for _ in range(BROWSER_CONNECTIONS)
+    ]
+    try:
+        for c in clients:
+            c.get("/api/v1/health")  # connections open, as a browser showing the map has them
+        start = time.perf_counter()
+        with ThreadPoolExecutor(BROWSER_CONNECTIONS) as pool:
+            statuses = list(
+                pool.map(
+                    lambda iu: clients[iu[0] % len(clients)].get(iu[1]).status_code, enumerate(urls)
+                )
+            )
+        took = time.perf_counter() - start
+    finally:
+        for c in clients:
+            c.close()
+    assert all(s == 200 for s in statuses), statuses
+    return took
+
+
+def run_tiles(url: str, data_dir: Path, setup: dict, args) -> list[dict]:
+    """The tile scenarios for baseline and ours on one database; rows for the table."""
+    pool = tile_pool(setup["tiles"])
+    random.Random(0).shuffle(pool)
+    view, pool = pool[:VIEW], pool[VIEW:]
+    need = 2 * (args.cold_tiles + 2 * VIEW)
+    if len(pool) < need:
+        raise RuntimeError(f"only {len(pool)} distinct tiles; --cold-tiles needs {need}")
+    keys, clients = setup["keys"], 50
+    per_client = max(1, args.tile_requests // clients)
+    rows = []
+    for name, cache in (("baseline (cache off)", "0"), ("ours (render cache)", "1")):
+        env = {"EARTHPLAT_TILE_CACHE": cache}
+        with server(url, data_dir, workers=args.workers, env_extra=env) as base:
+            cold, pool = pool[: args.cold_tiles], pool[args.cold_tiles :]
+            slider_cold, pool = pool[:VIEW], pool[VIEW:]
+            result = {"config": name}
+            result["slider_cold_s"] = slider_step(base, keys[0], slider_cold)
+            result["cold"] = fetch_all(base, keys, [cold[i::clients] for i in range(clients)])
+            slider_step(base, keys[0], view)  # warm the view (ours: now cached)
+            result["slider_cached_s"] = slider_step(base, keys[0], view)
+            rotation = [[view[(i + k) % VIEW] for k in range(per_client)] for i in range(clients)]
+            result["cached"] = fetch_all(base, keys, rotation)
+            with httpx.Client(base_url=base, headers=ADMIN, timeout=60) as c:
+                tags = {u: c.get(u).headers.get("etag") for u in view}
+            result["not_modified"] = fetch_all(base, keys, rotation, etags=tags)
+            rows.append(result)
+            print(
+                f"  {name:22s} cached@50 p50={result['cached']['p50_ms']:.1f} "
+                f"p99={result['cached']['p99_ms']:.1f} ms {result['cached']['rps']:.0f}/s; "
+                f"cold@50 p50={result['cold']['p50_ms']:.1f} ms; slider cold "
+                f"{result['slider_cold_s']:.2f} s cached {result['slider_cached_s']:.2f} s",
+                flush=True,
+            )
+    return rows
+
+
+def tile_table(backend: str, rows: list[dict], workers: int) -> list[str]:
+    out = [
+        f"**{backend}**, {workers} uvicorn worker process(es), 50 clients:",
+        "",
+        "| configuration | cached p50 / p95 / p99 (ms) | cached tiles/s | 304 p50 / p99 (ms) "
+        "| cold p50 / p99 (ms) | cold tiles/s | slider step cold (s) | slider step cached (s) "
+        "| errors |",
+        "|---|---|---:|---|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        c, k, nm = r["cached"], r["cold"], r["not_modified"]
+        out.append(
+            f"| {r['config']} | {c['p50_ms']:.1f} / {c['p95_ms']:.1f} / {c['p99_ms']:.1f} | "
+            f"{c['rps']:.0f} | {nm['p50_ms']:.1f} / {nm['p99_ms']:.1f} | "
+            f"{k['p50_ms']:.1f} / {k['p99_ms']:.1f} | {k['rps']:.0f} | "
+            f"{r['slider_cold_s']:.2f} | {r['slider_cached_s']:.2f} | "
+            f"{c['errors'] + k['errors'] + nm['errors']} |"
+        )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=200, help="requests per op and level")
     parser.add_argument("--backends", default="sqlite,postgres")
-    parser.add_argument("--out", default=str(REPO / "bench" / "results" / "api_latency.md"))
+    parser.add_argument("--out", default=None, help="default bench/results/api_latency.md")
+    parser.add_argument("--workers", type=int, default=4, help="uvicorn workers (tile scenarios)")
+    parser.add_argument("--tile-requests", type=int, default=2000, help="cached@50 requests")
+    parser.add_argument("--cold-tiles", type=int, default=400, help="cold@50 distinct tiles")
+    parser.add_argument("--quick", action="store_true", help="a small smoke run")
     args = parser.parse_args()
-    rows = []
+    if args.quick:
+        args.requests, args.tile_requests, args.cold_tiles = 20, 200, 60
+        args.workers = min(args.workers, 2)
+    name = "api_latency_quick.md" if args.quick else "api_latency.md"
+    args.out = args.out or str(REPO / "bench" / "results" / name)
+    rows, tile_tables = [], []
     for backend in args.backends.split(","):
         with tempfile.TemporaryDirectory() as tmp, database(backend, Path(tmp)) as url:
             data_dir = Path(tmp) / "data"
@@ -242,7 +433,7 @@ def main() -> None:
                 setup = seed(base, url, max(LEVELS))
                 ops = ["create", "update"] + (["tile"] if setup["tile"] else [])
                 for op in ops:
-                    for clients in LEVELS:
+                    for clients in LEVELS if not args.quick else (1, 10):
                         row = run_level(base, setup, op, clients, args.requests)
                         row["backend"] = backend
                         rows.append(row)
@@ -253,6 +444,10 @@ def main() -> None:
                             f"{row['first_error']}",
                             flush=True,
                         )
+            if setup["tiles"]:
+                print(f"{backend}: tile scenarios, {args.workers} workers", flush=True)
+                tile_rows = run_tiles(url, data_dir, setup, args)
+                tile_tables += [*tile_table(backend, tile_rows, args.workers), ""]
     table = [
         "| backend | operation | clients | requests | p50 (ms) | p99 (ms) | requests/s | errors |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
@@ -266,7 +461,8 @@ def main() -> None:
         [
             "# API latency over loopback HTTP",
             "",
-            f"`bench/api_latency.py --requests {args.requests}`: one uvicorn process serving "
+            f"`bench/api_latency.py {'--quick' if args.quick else ''} --requests "
+            f"{args.requests}`: one uvicorn process serving "
             "`api.main:create_app` in a subprocess; clients are threads with keep-alive httpx "
             "clients, each with its own labeller key. `create` = POST an annotation, `update` = "
             "PATCH the client's own annotation with If-Match (conditional UPDATE), `tile` = "
@@ -279,12 +475,24 @@ def main() -> None:
             "",
             *table,
             "",
+            "## Tiles: the render cache (ours) beside the cache turned off (baseline)",
+            "",
+            f"`--workers {args.workers} --tile-requests {args.tile_requests} --cold-tiles "
+            f"{args.cold_tiles}`. 256 px zoom-{TILE_ZOOM} tiles of fully valid real Sen1Floods11 "
+            "windows (4 presets). cached = 50 clients cycling through the 24 tiles of one view "
+            "(warm); 304 = the same with If-None-Match; cold = tiles never rendered before; "
+            f"slider step = one client, 24 distinct tiles over {BROWSER_CONNECTIONS} "
+            "connections, time until all are in. Targets: cached p99 < 50 ms and >= 500 "
+            "tiles/s, cold p50 < 40 ms.",
+            "",
+            *tile_tables,
         ]
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     print("\n".join(table))
+    print("\n".join(tile_tables))
     print(f"wrote {out}")
 
 

@@ -11,8 +11,12 @@
 - ``GET /projects/{project_id}/likely-wrong``: reviewed windows ranked by the model's
   disagreement with their labels (needs ``review``).
 
-Tiles outside a raster are transparent PNGs. The logic lives in ``labeling.predictions``; tile
-rendering in ``labeling.tiles.render_prediction_tile``, pre-labels in ``labeling.prelabels``.
+Tiles outside a raster are transparent PNGs. They are cached, carry ETags and answer
+``If-None-Match`` with 304 as the layer tiles do (``api.routes.tiles``); the listings' URLs hold
+``?v=`` (a digest of the prediction file and its colours), which makes a tile cacheable for good.
+
+The logic lives in ``labeling.predictions``; tile rendering in
+``labeling.tiles.render_prediction_tile``, pre-labels in ``labeling.prelabels``.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ from fastapi import APIRouter, Query, Response
 from api import auth
 from api.deps import CurrentUser, PathId, SessionDep, SettingsDep, WindowLabel, WindowRead
 from api.errors import InvalidInputError, NotFoundError
+from api.routes.tiles import PNG, IfNoneMatch, TileCacheDep, Version
 from api.schemas.predictions import (
     LikelyWrongPublic,
+    PredictionLayerPublic,
     PrelabelCreate,
     PrelabelsPublic,
     ProjectPredictionPublic,
@@ -33,16 +39,44 @@ from api.schemas.predictions import (
 from labeling.models import Project
 
 router = APIRouter(tags=["predictions"])
-CACHE = "private, max-age=300"
-PNG = {200: {"content": {"image/png": {}}}}
+STYLE = ("kind", "legend", "range", "ramp")
+"""The fields of ``labeling.predictions.prediction_style``: how a prediction is coloured."""
 
 
-def window_tiles_url(window_id: int, job_id: int) -> str:
-    return f"/api/v1/tiles/{window_id}/predictions/{job_id}/{{z}}/{{x}}/{{y}}.png"
+def prediction_version(cog: Path, style: dict) -> str:
+    """A digest of a prediction file's identity and its colouring (``?v=`` of its tiles)."""
+    from labeling.tile_cache import digest, file_identity
+
+    return digest([file_identity(cog), {k: style[k] for k in STYLE}], 12)
 
 
-def mosaic_tiles_url(project_id: int, job_id: int) -> str:
-    return f"/api/v1/projects/{project_id}/predictions/{job_id}/mosaic/{{z}}/{{x}}/{{y}}.png"
+def window_tiles_url(window_id: int, job_id: int, version: str | None = None) -> str:
+    query = f"?v={version}" if version else ""
+    return f"/api/v1/tiles/{window_id}/predictions/{job_id}/{{z}}/{{x}}/{{y}}.png{query}"
+
+
+def mosaic_tiles_url(project_id: int, job_id: int, version: str | None = None) -> str:
+    query = f"?v={version}" if version else ""
+    return f"/api/v1/projects/{project_id}/predictions/{job_id}/mosaic/{{z}}/{{x}}/{{y}}.png{query}"
+
+
+def prediction_layers(session, *, window, data_dir) -> list[PredictionLayerPublic]:
+    """The window's predictions (``labeling.predictions.window_layers``) with versioned tile
+    URLs."""
+    from labeling.jobs import Job
+    from labeling.predictions import window_layers, window_prediction
+
+    out = []
+    for p in window_layers(session, window=window, data_dir=data_dir):
+        job = session.get(Job, p["job_id"])  # loaded by window_layers
+        cog = window_prediction(session, job=job, window=window, data_dir=data_dir)
+        version = prediction_version(cog, p)
+        out.append(
+            PredictionLayerPublic(
+                **p, version=version, tiles=window_tiles_url(window.id, job.id, version)
+            )
+        )
+    return out
 
 
 def _check_tile(z: int, x: int, y: int) -> None:
@@ -50,8 +84,10 @@ def _check_tile(z: int, x: int, y: int) -> None:
         raise InvalidInputError(f"tile {z}/{x}/{y} does not exist", fix="0 <= x, y < 2**z")
 
 
-def _png(cog: Path, *, job, project: Project, z, x, y, lo, hi) -> Response:
+def _png(cog: Path, *, job, project: Project, z, x, y, lo, hi, v, if_none_match, cache):
+    from api.routes.tiles import TILE_SIZE, png_response
     from labeling.predictions import job_task, prediction_style
+    from labeling.tile_cache import cache_key, file_identity
     from labeling.tiles import render_prediction_tile
 
     style = prediction_style(cog, task=job_task(job, project), project_classes=project.classes)
@@ -64,17 +100,33 @@ def _png(cog: Path, *, job, project: Project, z, x, y, lo, hi) -> Response:
                 f"the colour range lo={value_range[0]} hi={value_range[1]} is empty",
                 fix="send lo < hi (or leave them out for the predicted range)",
             )
-    png = render_prediction_tile(
-        cog,
+    key = cache_key(
+        "prediction",
+        [file_identity(cog)],
+        style={k: style[k] for k in STYLE},
+        value_range=value_range,
         z=z,
         x=x,
         y=y,
-        kind=style["kind"],
-        legend=style["legend"],
-        value_range=value_range,
-        ramp=style["ramp"] or "viridis",
+        size=TILE_SIZE,
     )
-    return Response(png, media_type="image/png", headers={"Cache-Control": CACHE})
+    return png_response(
+        cache,
+        key=key,
+        fresh=v == prediction_version(cog, style),
+        if_none_match=if_none_match,
+        render=lambda: render_prediction_tile(
+            cog,
+            z=z,
+            x=x,
+            y=y,
+            kind=style["kind"],
+            legend=style["legend"],
+            value_range=value_range,
+            ramp=style["ramp"] or "viridis",
+            size=TILE_SIZE,
+        ),
+    )
 
 
 Lo = Query(None, allow_inf_nan=False, description="Values: the value shown at the ramp's start")
@@ -94,8 +146,11 @@ def read_prediction_tile(
     y: int,
     session: SessionDep,
     settings: SettingsDep,
+    cache: TileCacheDep,
+    if_none_match: IfNoneMatch = None,
     lo: float | None = Lo,
     hi: float | None = Hi,
+    v: str | None = Version,
 ) -> Response:
     """Tile ``z/x/y`` of the window's prediction by inference job ``job_id``."""
     from labeling.predictions import get_inference_job, require_window_prediction
@@ -104,7 +159,19 @@ def read_prediction_tile(
     job = get_inference_job(session, project_id=row.project_id, job_id=job_id)
     cog = require_window_prediction(session, job=job, window=row, data_dir=settings.data_dir)
     project = session.get(Project, row.project_id)
-    return _png(cog, job=job, project=project, z=z, x=x, y=y, lo=lo, hi=hi)
+    return _png(
+        cog,
+        job=job,
+        project=project,
+        z=z,
+        x=x,
+        y=y,
+        lo=lo,
+        hi=hi,
+        v=v,
+        if_none_match=if_none_match,
+        cache=cache,
+    )
 
 
 @router.get("/projects/{project_id}/predictions", response_model=list[ProjectPredictionPublic])
@@ -116,13 +183,18 @@ def list_predictions(
 
     auth.require(session, user=user, project_id=project_id, permission="read")
     project = session.get(Project, project_id)
-    return [
-        ProjectPredictionPublic(
-            **{k: v for k, v in layer.items() if k != "mosaic"},
-            mosaic_tiles=mosaic_tiles_url(project_id, layer["job_id"]) if layer["mosaic"] else None,
+    out = []
+    for layer in project_layers(session, project=project, data_dir=settings.data_dir):
+        mosaic = None
+        if layer["mosaic"] is not None:  # the mosaic COG, which the layer's style is read from
+            version = prediction_version(layer["mosaic"], layer)
+            mosaic = mosaic_tiles_url(project_id, layer["job_id"], version)
+        out.append(
+            ProjectPredictionPublic(
+                **{k: v for k, v in layer.items() if k != "mosaic"}, mosaic_tiles=mosaic
+            )
         )
-        for layer in project_layers(session, project=project, data_dir=settings.data_dir)
-    ]
+    return out
 
 
 @router.get(
@@ -139,8 +211,11 @@ def read_mosaic_tile(
     session: SessionDep,
     user: CurrentUser,
     settings: SettingsDep,
+    cache: TileCacheDep,
+    if_none_match: IfNoneMatch = None,
     lo: float | None = Lo,
     hi: float | None = Hi,
+    v: str | None = Version,
 ) -> Response:
     """Tile ``z/x/y`` of the AOI mosaic of inference job ``job_id``."""
     from labeling.predictions import get_inference_job, mosaic_prediction
@@ -156,7 +231,19 @@ def read_mosaic_tile(
             f'a bbox: POST /api/v1/projects/{project_id}/predictions with {{"bbox": [...]}}',
         )
     project = session.get(Project, project_id)
-    return _png(cog, job=job, project=project, z=z, x=x, y=y, lo=lo, hi=hi)
+    return _png(
+        cog,
+        job=job,
+        project=project,
+        z=z,
+        x=x,
+        y=y,
+        lo=lo,
+        hi=hi,
+        v=v,
+        if_none_match=if_none_match,
+        cache=cache,
+    )
 
 
 @router.post("/windows/{window_id}/prelabels", response_model=PrelabelsPublic)

@@ -39,8 +39,10 @@ class PredictionStyle(BaseModel):
 class PredictionLayerPublic(PredictionStyle):
     """One inference job's prediction of a window."""
 
+    version: str
+    """A digest of the prediction file and its colouring; it changes when either does."""
     tiles: str
-    """URL template: ``{z}``, ``{x}``, ``{y}`` to fill in."""
+    """URL template: ``{z}``, ``{x}``, ``{y}`` to fill in (holds ``?v=``; add ``&lo=&hi=``)."""
 
 
 class ProjectPredictionPublic(PredictionStyle):
