@@ -33,6 +33,7 @@ from api.errors import install_handlers
 from api.metrics import MetricsMiddleware, metrics_response
 from api.routes import (
     collection,
+    context,
     export,
     finetune,
     inference,
@@ -101,7 +102,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health, prefix=API_PREFIX)
     for module in (users, projects, collection, labeling, export, models, predictions):
         app.include_router(module.router, prefix=API_PREFIX)
-    for module in (jobs, finetune, tiles, inference, similarity):  # the jobs/tiles side
+    # the jobs/tiles side; context before tiles: its /tiles/{w}/{layer}/context/... tile
+    # paths would otherwise be taken by the tile route's {t}
+    for module in (jobs, finetune, context, tiles, inference, similarity):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get("/metrics", include_in_schema=False)

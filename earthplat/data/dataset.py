@@ -9,6 +9,8 @@ Layout (a local path or any fsspec URL)::
     ROOT/windows/NAME/LAYER.mask.tif        validity (1) per period and pixel, uint8 COG
     ROOT/windows/NAME/LAYER.json            metadata: modality, bands, periods, items, missing
     ROOT/windows/NAME/LAYER.prepare.json    the items a prepare step matched (reproducibility)
+    ROOT/windows/NAME/LAYER.context.*       a low-resolution overview around the window
+                                            (``earthplat.data.context``; not listed as a layer)
 
 The metadata JSON is written last, so its presence marks a finished layer; an interrupted
 materialisation leaves no JSON and is redone.
@@ -27,6 +29,8 @@ from earthplat.errors import DataError
 
 INDEX = "windows.parquet"
 INFO = "dataset.json"
+CONTEXT_SUFFIX = ".context"
+"""``LAYER.context.*``: a layer's context overview (``earthplat.data.context``), not a layer."""
 
 
 class Dataset:
@@ -155,9 +159,8 @@ class Dataset:
         if not self.fs.exists(d):
             return []
         names = [Path(p).name for p in self.fs.ls(d, detail=False)]
-        return sorted(
-            n[:-5] for n in names if n.endswith(".json") and not n.endswith(".prepare.json")
-        )
+        aside = (".prepare.json", f"{CONTEXT_SUFFIX}.json")
+        return sorted(n[:-5] for n in names if n.endswith(".json") and not n.endswith(aside))
 
     def put_file(self, local: str | Path, dest: str) -> None:
         """Move a locally written file to ``dest`` (atomic rename when local)."""

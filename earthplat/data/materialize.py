@@ -14,7 +14,7 @@ from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from earthplat.data.warp import read_warped
 from earthplat.data.window import Window
 from earthplat.errors import DataError, NoDataError
 from earthplat.sensors import Modality, get_modality
+
+if TYPE_CHECKING:
+    from earthplat.data.context import ContextConfig
 
 
 @dataclass
@@ -233,8 +236,11 @@ def write_layer(
     arrays: LayerArrays,
     items: list[Item],
     source: dict[str, Any],
+    *,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write data COG, mask COG, then the metadata JSON (last: it marks the layer finished)."""
+    """Write data COG, mask COG, then the metadata JSON (last: it marks the layer finished);
+    ``extra`` adds fields to the JSON."""
     import rasterio
     from rasterio.shutil import copy as rio_copy
 
@@ -325,6 +331,7 @@ def write_layer(
         "prepared_items": [it.id for it in items],
         "created": datetime.now(UTC).isoformat(),
         "earthplat_version": earthplat.__version__,
+        **(extra or {}),
     }
     dataset.write_json(dataset.layer_path(window, layer.name, ".json"), meta)
     return meta
@@ -362,9 +369,19 @@ def prepare(
 
 
 def materialize(
-    dataset: Dataset, window: Window, layer: LayerSpec, source, *, force: bool = False
+    dataset: Dataset,
+    window: Window,
+    layer: LayerSpec,
+    source,
+    *,
+    force: bool = False,
+    context: bool | ContextConfig = True,
 ) -> dict[str, Any]:
-    """Prepare + materialise one window layer; a finished layer is skipped unless ``force``."""
+    """Prepare + materialise one window layer; a finished layer is skipped unless ``force``.
+
+    ``context`` (on by default; a ``ContextConfig`` to size it, ``False`` for none) also builds
+    the layer's low-resolution overview around the window (``earthplat.data.context``); a
+    failure there is logged and leaves the layer standing."""
     if not force and dataset.layer_done(window, layer.name):
         return dataset.layer_metadata(window, layer.name)
     items = prepare(dataset, window, layer, source, force=force)
@@ -381,4 +398,10 @@ def materialize(
             "valid pixel inside the window (outside their footprint, nodata or cloud: every "
             "period is missing)"
         )
-    return write_layer(dataset, window, layer, arrays, items, source.describe())
+    meta = write_layer(dataset, window, layer, arrays, items, source.describe())
+    if context is not False:
+        from earthplat.data.context import ContextConfig, build_context_quietly
+
+        config = context if isinstance(context, ContextConfig) else ContextConfig()
+        build_context_quietly(dataset, window, layer, items, source.describe(), config)
+    return meta
