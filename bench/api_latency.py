@@ -54,7 +54,6 @@ ADMIN_KEY = "ep_bench_admin_key_0123456789abcdef"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 LEVELS = (1, 10, 50)
-POINT = {"type": "Point", "coordinates": [-0.76, 38.1]}
 
 
 @contextmanager
@@ -118,7 +117,7 @@ def server(db_url: str, data_dir: Path, *, workers: int = 1, env_extra: dict | N
 def seed(base: str, db_url: str, clients: int) -> dict:
     """A project over the Sen1Floods11 chip, its windows (with real layers when the tiles API
     exists) and ``clients`` labellers with one annotation each."""
-    from shapely.geometry import shape
+    from shapely.geometry import mapping, shape
 
     from api import auth
     from api.database import make_engine, make_session_factory
@@ -131,17 +130,18 @@ def seed(base: str, db_url: str, clients: int) -> dict:
         ).json()["id"]
         r = c.post(
             f"/api/v1/projects/{pid}/windows/aoi",
-            json={
-                "bbox": [-0.7601, 38.0999, -0.7599, 38.1001],
+            json={  # a window per client: a window's first writer claims it (others get 423)
+                "bbox": [-0.79, 38.07, -0.73, 38.13],
                 "start": "2019-09-10",
                 "end": "2019-09-25",
                 "size": 64,
             },
         )
         r.raise_for_status()
-        wid = r.json()["windows"][0]["id"]
-        centre = shape(r.json()["windows"][0]["geometry"]).centroid
-        POINT["coordinates"] = [centre.x, centre.y]
+        made = r.json()["windows"]
+        assert len(made) >= clients, f"{len(made)} windows for {clients} clients"
+        wids = [w["id"] for w in made[:clients]]
+        points = [mapping(shape(w["geometry"]).centroid) for w in made[:clients]]
         project_dir = Path(r.json()["dataset"]["path"]).parent.parent
     engine = make_engine(db_url)
     keys = []
@@ -156,7 +156,14 @@ def seed(base: str, db_url: str, clients: int) -> dict:
         base, db_url, pid, project_dir, session_factory=make_session_factory(engine)
     )
     engine.dispose()
-    return {"project": pid, "window": wid, "keys": keys, "tile": tile, "tiles": tile_windows}
+    return {
+        "project": pid,
+        "windows": wids,
+        "points": points,
+        "keys": keys,
+        "tile": tile,
+        "tiles": tile_windows,
+    }
 
 
 def seed_tiles(base: str, db_url: str, pid: int, project_dir: Path, *, session_factory):
@@ -202,12 +209,13 @@ def run_level(base: str, setup: dict, op: str, clients: int, total: int) -> dict
 
     def worker(i: int) -> None:
         headers = {"Authorization": f"Bearer {setup['keys'][i]}"}
+        wid, point = setup["windows"][i], setup["points"][i]
         with httpx.Client(base_url=base, headers=headers, timeout=120) as c:
             mine = None
             if op == "update":
                 r = c.post(
-                    f"/api/v1/windows/{setup['window']}/annotations",
-                    json={"geometry": POINT, "class_value": 1},
+                    f"/api/v1/windows/{wid}/annotations",
+                    json={"geometry": point, "class_value": 1},
                 )
                 mine = r.json()
             own: list[float] = []
@@ -216,8 +224,8 @@ def run_level(base: str, setup: dict, op: str, clients: int, total: int) -> dict
                 t0 = time.perf_counter()
                 if op == "create":
                     r = c.post(
-                        f"/api/v1/windows/{setup['window']}/annotations",
-                        json={"geometry": POINT, "class_value": k % 2},
+                        f"/api/v1/windows/{wid}/annotations",
+                        json={"geometry": point, "class_value": k % 2},
                     )
                 elif op == "update":
                     r = c.patch(

@@ -18,6 +18,7 @@ from api.schemas.windows import (
     LayerPublic,
     PolygonsCreate,
     StacSourceCreate,
+    WindowGridPublic,
     WindowPublic,
     WindowsCreated,
     WindowSummary,
@@ -232,6 +233,12 @@ def windows_overview(
 @router.get("/windows/{window_id}", response_model=WindowPublic)
 def read_window(window: WindowRead) -> WindowRecord:
     return window
+
+
+@router.get("/windows/{window_id}/grid", response_model=WindowGridPublic)
+def read_window_grid(window: WindowRead) -> dict:
+    """The window's pixel grid (size, transform, Web-Mercator corners), for painting masks."""
+    return svc.window_grid(window)
 
 
 @router.get("/projects/{project_id}/datasets", response_model=list[DatasetPublic])

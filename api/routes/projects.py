@@ -12,11 +12,30 @@ from api.schemas.projects import (
     ProjectCreate,
     ProjectPublic,
     ProjectUpdate,
+    TaskPublic,
 )
 from labeling.models import Project, ProjectMember
 from labeling.services import projects as svc
 
 router = APIRouter(tags=["projects"])
+
+
+@router.get("/tasks", response_model=list[TaskPublic])
+def list_tasks(user: CurrentUser) -> list[TaskPublic]:
+    """The task registry: what each project task type labels and predicts."""
+    from earthplat.tasks import TASKS
+
+    return [
+        TaskPublic(
+            name=t.name,
+            description=t.description,
+            class_task=t.class_task,
+            per_window=t.per_window,
+            pixel_classes=t.pixel_classes,
+            output=t.output,
+        )
+        for t in TASKS.values()
+    ]
 
 
 @router.post("/projects", response_model=ProjectPublic, status_code=status.HTTP_201_CREATED)

@@ -138,3 +138,18 @@ class MemberPublic(BaseModel):
     project_id: int
     user_id: int
     role: str
+
+
+class TaskPublic(BaseModel):
+    """One task kind of the registry (``earthplat.tasks``), as the labelling UI needs it."""
+
+    name: str
+    description: str
+    class_task: bool
+    """Labels are classes of the project's schema."""
+    per_window: bool
+    """One label per window rather than per pixel or object."""
+    pixel_classes: bool
+    """A class per pixel: class masks may be painted on the window's grid."""
+    output: str
+    """What inference writes: ``classes``, ``values`` or ``detections``."""

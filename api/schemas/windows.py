@@ -147,3 +147,23 @@ class ReviewPublic(BaseModel):
     decision: str
     comment: str
     created_at: datetime
+
+
+class WindowGridPublic(BaseModel):
+    """A window's pixel grid, for clients that paint or read pixels on it (class masks)."""
+
+    window_id: int
+    crs: str
+    proj4: str
+    """The CRS as a PROJ string, for clients that project coordinates themselves (proj4js)."""
+    resolution: float
+    width: int
+    height: int
+    """Pixels across (columns) and down (rows); masks are ``height x width``, row-major."""
+    transform: list[float]
+    """Affine (a, b, c, d, e, f) from (column, row) to the window CRS."""
+    corners_3857: dict[str, list[float]]
+    """Web-Mercator (x, y) of the grid's outer corners ``top_left``, ``top_right``,
+    ``bottom_left`` and ``bottom_right`` (its footprint on a web map). Placing pixels by an
+    affine fit of the corners is off by centimetres inside a 640 m window and by metres in a
+    large one: project through ``proj4`` and ``transform`` for exact positions."""

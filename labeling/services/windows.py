@@ -276,6 +276,34 @@ class WindowFilter:
         return out
 
 
+def window_grid(window: WindowRecord) -> dict[str, Any]:
+    """The window's pixel grid: size, affine transform and its corners in Web Mercator (what a
+    map needs to paint on the grid; see ``api.schemas.windows.WindowGridPublic``)."""
+    from rasterio.crs import CRS
+    from rasterio.warp import transform
+
+    w = window.to_window()
+    a = w.transform
+    corners = {
+        "top_left": (0, 0),
+        "top_right": (w.width, 0),
+        "bottom_left": (0, w.height),
+        "bottom_right": (w.width, w.height),
+    }
+    xs, ys = zip(*(a * cr for cr in corners.values()), strict=True)
+    mx, my = transform(w.crs, "EPSG:3857", list(xs), list(ys))
+    return {
+        "window_id": window.id,
+        "crs": w.crs,
+        "proj4": CRS.from_user_input(w.crs).to_proj4(),
+        "resolution": w.resolution,
+        "width": w.width,
+        "height": w.height,
+        "transform": list(a)[:6],
+        "corners_3857": {k: [x, y] for k, x, y in zip(corners, mx, my, strict=True)},
+    }
+
+
 def list_windows(
     session: Session,
     *,

@@ -4,6 +4,7 @@ UI (sign in, open a window, click the map, draw, select)."""
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,77 @@ def switch_without_signing_out(page, key: str) -> None:
     page.fill(tid("api-key"), key)
     page.click(tid("sign-in"))
     page.wait_for_url(re.compile("#/projects$"))
+
+
+@contextmanager
+def seeded_platform(root: Path, shared_data: Path, layers: tuple[str, ...] = ("s2",)):
+    """A live server (SQLite in ``root``) with a segmentation project over the real Sen1Floods11
+    chip: three windows with data, the chip's rasters uploaded, ``layers`` materialised by the
+    worker, and a labeler and a reviewer. Yields {base, project, windows, keys, job, client,
+    settings}."""
+    import httpx
+
+    from api.jobs.worker import run_worker
+    from api.settings import Settings
+    from tests.integration.platform.conftest import (
+        ADMIN,
+        ADMIN_KEY,
+        live_server,
+        make_project,
+        make_user,
+    )
+    from tests.integration.platform.test_job_flow import UPLOADS, upload_chip, windows_with_data
+
+    need_components()
+    data_dir = root / "data"
+    data_dir.mkdir()
+    db_url = f"sqlite:///{root / 'earthplat.db'}"
+    with live_server(db_url, data_dir) as base:
+        client = httpx.Client(base_url=base, timeout=120)
+        project = make_project(client, name="floods-ui")
+        pid = project["id"]
+        _, chosen = windows_with_data(client, pid, shared_data, 3)
+        upload_chip(client, pid, shared_data)
+        specs = [{"source": n, "layer": n, "period": "15d", **UPLOADS[n][2]} for n in layers]
+        payload = {"layers": specs, "windows": [w["id"] for w in chosen]}
+        r = client.post(
+            f"/api/v1/projects/{pid}/jobs",
+            json={"kind": "materialize", "payload": payload},
+            headers=ADMIN,
+        )
+        assert r.status_code == 201, r.text
+        job_id = r.json()["id"]
+        settings = Settings(data_dir=data_dir, database_url=db_url, admin_key=ADMIN_KEY)
+        run_worker(settings, once=True, install_signals=False)
+        job = client.get(f"/api/v1/jobs/{job_id}", headers=ADMIN).json()
+        assert job["status"] == "succeeded", job
+        keys = {}
+        for role in ("labeler", "reviewer"):
+            _, headers = make_user(client, f"ui-{role}", project_id=pid, role=role)
+            keys[role] = headers["Authorization"].split()[1]
+        try:
+            yield {
+                "base": base,
+                "project": project,
+                "windows": chosen,
+                "keys": keys,
+                "job": job,
+                "client": client,
+                "settings": settings,
+            }
+        finally:
+            client.close()
+
+
+def api(platform, role: str = "labeler"):
+    """An HTTP client of the platform's API as ``role`` (``admin``, ``labeler``, ``reviewer``)."""
+    import httpx
+
+    from tests.integration.platform.conftest import ADMIN_KEY
+
+    key = ADMIN_KEY if role == "admin" else platform["keys"][role]
+    return httpx.Client(
+        base_url=f"{platform['base']}/api/v1",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=60,
+    )

@@ -16,10 +16,11 @@ import httpx
 import pytest
 
 from tests.browser.helpers import (
+    api,
     draw_polygon,
     map_click,
-    need_components,
     open_window,
+    seeded_platform,
     select_at,
     sign_in,
     summary,
@@ -28,69 +29,17 @@ from tests.browser.helpers import (
     wait_summary,
 )
 from tests.integration.platform.conftest import (
-    ADMIN,
-    ADMIN_KEY,
-    live_server,
-    make_project,
     make_user,
 )
-from tests.integration.platform.test_job_flow import UPLOADS, upload_chip, windows_with_data
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory, shared_data: Path):
-    """The seeded server: {base, project, windows (materialised), keys, job}."""
-    need_components()
-    from api.jobs.worker import run_worker
-    from api.settings import Settings
-
-    root = tmp_path_factory.mktemp("browser")
-    data_dir = root / "data"
-    data_dir.mkdir()
-    db_url = f"sqlite:///{root / 'earthplat.db'}"
-    with live_server(db_url, data_dir) as base:
-        client = httpx.Client(base_url=base, timeout=120)
-        project = make_project(client, name="floods-ui")
-        pid = project["id"]
-        _, chosen = windows_with_data(client, pid, shared_data, 3)
-        upload_chip(client, pid, shared_data)
-        layers = [{"source": n, "layer": n, "period": "15d", **UPLOADS[n][2]} for n in ("s2",)]
-        payload = {"layers": layers, "windows": [w["id"] for w in chosen]}
-        r = client.post(
-            f"/api/v1/projects/{pid}/jobs",
-            json={"kind": "materialize", "payload": payload},
-            headers=ADMIN,
-        )
-        assert r.status_code == 201, r.text
-        job_id = r.json()["id"]
-        settings = Settings(data_dir=data_dir, database_url=db_url, admin_key=ADMIN_KEY)
-        run_worker(settings, once=True, install_signals=False)
-        job = client.get(f"/api/v1/jobs/{job_id}", headers=ADMIN).json()
-        assert job["status"] == "succeeded", job
-        keys = {}
-        for role in ("labeler", "reviewer"):
-            _, headers = make_user(client, f"ui-{role}", project_id=pid, role=role)
-            keys[role] = headers["Authorization"].split()[1]
-        yield {
-            "base": base,
-            "project": project,
-            "windows": chosen,
-            "keys": keys,
-            "job": job,
-            "client": client,
-        }
-        client.close()
-
-
-def api(platform, role: str = "labeler") -> httpx.Client:
-    key = ADMIN_KEY if role == "admin" else platform["keys"][role]
-    return httpx.Client(
-        base_url=f"{platform['base']}/api/v1",
-        headers={"Authorization": f"Bearer {key}"},
-        timeout=60,
-    )
+    """The seeded server: {base, project, windows (materialised), keys, job, client}."""
+    with seeded_platform(tmp_path_factory.mktemp("browser"), shared_data) as p:
+        yield p
 
 
 def annotate_centre(client: httpx.Client, window: dict, class_value: int) -> None:
@@ -116,6 +65,7 @@ def test_sign_in_open_window_and_browse_imagery(page, platform):
 
     sign_in(page, platform, platform["keys"]["labeler"])
     assert page.inner_text(tid("user-name")) == "ui-labeler"
+    assert "null" not in page.inner_text("#who")
     page.click(tid(f"project-{pid}"))
     page.wait_for_selector(tid("windows"))
     window = platform["windows"][0]
@@ -132,16 +82,21 @@ def test_sign_in_open_window_and_browse_imagery(page, platform):
         ),
     )
     prefix = f"/api/v1/tiles/{window['id']}/s2/"
-    with page.expect_response(lambda r: prefix + "1/" in r.url):  # t=1 holds the S2 date
+
+    def of_step(url: str, t: int) -> bool:
+        """A request for step t: one image of a small window, or its XYZ tiles."""
+        return re.search(rf"{re.escape(prefix)}(frame/{t}\.png|{t}/)", url) is not None
+
+    with page.expect_response(lambda r: of_step(r.url, 1)):  # t=1 holds the S2 date
         page.click(tid(f"window-{window['id']}"))
     page.wait_for_timeout(500)
-    first = [t for t in tiles if prefix + "1/" in t[0]]
+    first = [t for t in tiles if of_step(t[0], 1)]
     assert first and all(s == 200 and c == "image/png" for _, s, c in first), first
     label = page.inner_text(tid("time-label"))
     assert label.startswith("t=1: 2019-09-16") and "no data" not in label
 
     # the time slider: t=0 (an empty period) is requested with the new t
-    with page.expect_response(lambda r: prefix + "0/" in r.url) as resp:
+    with page.expect_response(lambda r: of_step(r.url, 0)) as resp:
         page.locator(tid("time-slider")).press("ArrowLeft")
     assert resp.value.status == 200
     assert "no data" in page.inner_text(tid("time-label"))
@@ -154,7 +109,7 @@ def test_sign_in_open_window_and_browse_imagery(page, platform):
     assert options == presets and len(presets) >= 2
     with page.expect_response(lambda r: f"preset={presets[1]}" in r.url) as resp:
         page.select_option(tid("preset-select"), presets[1])
-    assert resp.value.status == 200 and prefix + "1/" in resp.value.url
+    assert resp.value.status == 200 and of_step(resp.value.url, 1)
     assert resp.value.headers["content-type"] == "image/png"
 
     page.click(tid("sign-out"))
@@ -201,7 +156,10 @@ def test_draw_save_edit_and_delete_a_polygon(page, platform):
     page.click(tid("save"))
     wait_summary(page, "2 annotation(s), 0 unsaved")
     select_at(page, 0, 0)
-    page.click(tid("delete-selected"))
+    page.click(tid("delete-selected"))  # removed here; the server keeps it until saved
+    wait_summary(page, "1 annotation(s), 1 unsaved, 0 selected")
+    assert len(client.get(f"/windows/{window['id']}/annotations").json()) == 2
+    page.click(tid("save"))
     wait_summary(page, "1 annotation(s), 0 unsaved, 0 selected")
     (left,) = client.get(f"/windows/{window['id']}/annotations").json()
     assert left["geometry"]["type"] == "Point" and left["class_value"] == 1

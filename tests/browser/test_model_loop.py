@@ -296,7 +296,7 @@ def test_the_model_loop_in_the_browser(page, loop):
         "response",
         lambda r: (
             tiles.append((r.url, r.status, r.headers.get("content-type", "")))
-            if "/predictions/" in r.url and r.url.endswith(".png")
+            if "/predictions/" in r.url and r.url.split("?")[0].endswith(".png")
             else None
         ),
     )
@@ -395,7 +395,10 @@ def test_the_model_loop_in_the_browser(page, loop):
     chosen = int(picks.first.get_attribute("value"))
     picks.first.check()
     page.click(tid("similar-queue"))
-    page.wait_for_selector("#notice:not([hidden])")
+    # the notice of this action, not one still showing from an earlier one
+    page.wait_for_function(
+        "document.getElementById('notice').innerText.includes('to your queue')"
+    )
     queue = client.get(
         f"/api/v1/projects/{pid}/assignments?user_id={loop['users']['labeler']}", headers=ADMIN
     ).json()

@@ -1,5 +1,8 @@
-// Imagery controls of a window map: which materialised layer, which time step (slider) and
-// which composite preset; all three come from the API's tile metadata (GET /tiles/{window}).
+// Imagery controls of a window map: which materialised layer, which time step (slider; ← and →
+// too) and which composite preset, all from the API's tile metadata (GET /tiles/{window}). Each
+// step says what it shows: its period, the acquisition date(s) of its scenes and the share of
+// valid (cloud-free, covered) pixels. A second step can be compared with a swipe line.
+// Small windows are shown one image per step with the neighbouring steps fetched ahead.
 
 import { h } from "./ui.js";
 
@@ -8,43 +11,116 @@ function firstPresent(layer) {
   return t < 0 ? 0 : t;
 }
 
-/** Controls bound to `winMap` (from createWindowMap) for the metadata `info`. */
+/** `url` with query parameters added (it may carry some already, e.g. `?v=`). */
+function withQuery(url, params) {
+  const q = Object.entries(params)
+    .filter(([, v]) => v !== undefined && v !== null && v !== "")
+    .map(([k, v]) => `${k}=${encodeURIComponent(v)}`)
+    .join("&");
+  if (!q) return url;
+  return url + (url.includes("?") ? "&" : "?") + q;
+}
+
+/** Whether to show one image per step where the API offers it (the default), or always XYZ
+ * tiles (`localStorage["earthplat.imagery"] = "tiles"`: e.g. to compare, as bench/ui_slider.py
+ * does). */
+function framesWanted() {
+  try {
+    return localStorage.getItem("earthplat.imagery") !== "tiles";
+  } catch {
+    return true;
+  }
+}
+
+/** The map step (see imagerylayer.js) of period `t` of `layer` with `preset`. */
+export function stepOf(layer, t, preset) {
+  const key = `${layer.name}/${t}/${preset || ""}`;
+  if (layer.frame && layer.frame_bounds_3857 && framesWanted()) {
+    return {
+      key,
+      frame: withQuery(layer.frame.replace("{t}", String(t)), { preset }),
+      extent: layer.frame_bounds_3857,
+    };
+  }
+  return { key, tiles: withQuery(layer.tiles.replace("{t}", String(t)), { preset }) };
+}
+
+/** "acquired 2020-06-12, 2020-06-17 · 87 % valid" for period t, from what the API knows. */
+export function stepFacts(layer, t) {
+  const parts = [];
+  const acquired = layer.acquired?.[t];
+  if (acquired?.length) {
+    const days = [...new Set(acquired.map((d) => d.slice(0, 10)))];
+    parts.push(`acquired ${days.join(", ")}`);
+  }
+  const valid = layer.valid_fraction?.[t];
+  if (valid !== undefined && valid !== null) parts.push(`${Math.round(valid * 100)} % valid`);
+  return parts.join(" · ");
+}
+
+/** Controls bound to `winMap` (from createWindowMap) for the metadata `info`. Returns the
+ * element; `el.step(delta)` moves in time (the ← / → shortcuts). */
 export function imageryControls(info, winMap) {
   if (!info.layers.length) {
     winMap.setImagery(null);
-    return h(
+    const el = h(
       "p.hint",
       { testid: "no-imagery" },
       "No imagery yet for this window: materialise its layers with a materialize job.",
     );
+    el.step = () => {};
+    return el;
   }
-  const state = { layer: info.layers[0], t: 0, preset: "" };
+  const state = { layer: info.layers[0], t: 0, preset: "", compare: false, tb: 0 };
   const layerSelect = h("select", { testid: "layer-select", "aria-label": "layer" });
   const presetSelect = h("select", { testid: "preset-select", "aria-label": "preset" });
-  const slider = h("input", { type: "range", min: 0, step: 1, testid: "time-slider" });
+  const slider = h("input", { type: "range", min: 0, step: 1, testid: "time-slider", "aria-label": "time step" });
   const timeLabel = h("span.time-label", { testid: "time-label" });
+  const facts = h("span.time-facts", { testid: "time-facts" });
+  const compareBox = h("input", { type: "checkbox", testid: "compare-toggle" });
+  const compareSelect = h("select", { testid: "compare-select", "aria-label": "compare with" });
+  const swipe = h("input", { type: "range", min: 0, max: 100, value: 50, testid: "swipe", "aria-label": "swipe" });
   for (const l of info.layers) layerSelect.append(h("option", { value: l.name }, l.name));
+
+  const periodText = (layer, t) => {
+    const [start, end] = layer.periods[t] || ["", ""];
+    const missing = layer.missing_periods.includes(t) ? " (no data)" : "";
+    return `t=${t}: ${start.slice(0, 10)} to ${end.slice(0, 10)}${missing}`;
+  };
 
   function update() {
     const { layer, t } = state;
-    const [start, end] = layer.periods[t] || ["", ""];
-    const missing = layer.missing_periods.includes(t) ? " (no data)" : "";
-    timeLabel.textContent = `t=${t}: ${start.slice(0, 10)} to ${end.slice(0, 10)}${missing}`;
-    const query = state.preset ? `?preset=${encodeURIComponent(state.preset)}` : "";
-    winMap.setImagery(layer.tiles.replace("{t}", String(t)) + query);
+    timeLabel.textContent = periodText(layer, t);
+    facts.textContent = stepFacts(layer, t);
+    const ahead = [t - 1, t + 1]
+      .filter((k) => k >= 0 && k < layer.periods.length && !layer.missing_periods.includes(k))
+      .map((k) => stepOf(layer, k, state.preset).frame)
+      .filter(Boolean);
+    winMap.setImagery(stepOf(layer, t, state.preset), ahead);
+    updateCompare();
+  }
+
+  function updateCompare() {
+    compareSelect.disabled = swipe.disabled = !state.compare;
+    winMap.setCompare(state.compare ? stepOf(state.layer, state.tb, state.preset) : null);
   }
 
   function selectLayer(name) {
     state.layer = info.layers.find((l) => l.name === name) || info.layers[0];
     state.t = firstPresent(state.layer);
     state.preset = state.layer.presets[0] || "";
-    presetSelect.replaceChildren(
-      ...state.layer.presets.map((p) => h("option", { value: p }, p)),
-    );
+    presetSelect.replaceChildren(...state.layer.presets.map((p) => h("option", { value: p }, p)));
     presetSelect.value = state.preset;
-    slider.max = Math.max(0, state.layer.periods.length - 1);
+    const n = state.layer.periods.length;
+    slider.max = Math.max(0, n - 1);
     slider.value = state.t;
-    slider.disabled = state.layer.periods.length < 2;
+    slider.disabled = n < 2;
+    compareSelect.replaceChildren(
+      ...state.layer.periods.map((_, k) => h("option", { value: k }, periodText(state.layer, k))),
+    );
+    state.tb = n > 1 ? (state.t + 1) % n : state.t;
+    compareSelect.value = String(state.tb);
+    compareBox.disabled = n < 2;
     update();
   }
 
@@ -57,16 +133,37 @@ export function imageryControls(info, winMap) {
     state.t = Number(slider.value);
     update();
   });
+  compareBox.addEventListener("change", () => {
+    state.compare = compareBox.checked;
+    updateCompare();
+  });
+  compareSelect.addEventListener("change", () => {
+    state.tb = Number(compareSelect.value);
+    updateCompare();
+  });
+  swipe.addEventListener("input", () => winMap.setSwipe(Number(swipe.value) / 100));
   // open on imagery, never on a label map (labels and predictions are overlays)
   const first = info.layers.find((l) => l.modality !== "label") || info.layers[0];
   layerSelect.value = first.name;
   selectLayer(first.name);
 
-  return h(
+  const el = h(
     "div.imagery",
     {},
     h("label", {}, "Layer ", layerSelect),
     h("label", {}, "Preset ", presetSelect),
     h("label.time", {}, "Time ", slider, timeLabel),
+    h("div.hint", {}, facts),
+    h("label", {}, compareBox, " Compare with ", compareSelect),
+    h("label", {}, "Swipe ", swipe),
   );
+  el.step = (delta) => {
+    const n = state.layer.periods.length;
+    const t = Math.max(0, Math.min(n - 1, state.t + delta));
+    if (t === state.t) return;
+    state.t = t;
+    slider.value = t;
+    update();
+  };
+  return el;
 }

@@ -36,10 +36,12 @@ async function renderHeader() {
   try {
     const user = await currentUser();
     who.replaceChildren(
-      h("span", { testid: "user-name" }, user.name),
-      user.is_admin ? h("span.badge", { testid: "user-admin" }, "platform admin") : null,
-      h("a", { href: "#/signin", testid: "switch-user" }, "Switch user"),
-      h("button", { onclick: signOut, testid: "sign-out" }, "Sign out"),
+      ...[
+        h("span", { testid: "user-name" }, user.name),
+        user.is_admin ? h("span.badge", { testid: "user-admin" }, "platform admin") : null,
+        h("a", { href: "#/signin", testid: "switch-user" }, "Switch user"),
+        h("button", { onclick: signOut, testid: "sign-out" }, "Sign out"),
+      ].filter(Boolean), // replaceChildren would write a null as the text "null"
     );
   } catch {
     who.replaceChildren(h("button", { onclick: signOut, testid: "sign-out" }, "Sign out"));
