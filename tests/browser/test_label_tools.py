@@ -358,3 +358,38 @@ def test_merge_two_polygons_of_a_class_then_split_one_along_a_line(page, platfor
     anns = labeler.get(f"/windows/{window['id']}/annotations").json()
     areas = sorted(shape(a["geometry"]).area for a in anns)
     assert len(anns) == 3 and areas[0] < areas[2] * 0.8  # two halves and the untouched right one
+
+
+def test_context_around_the_window_and_a_second_step_behind_the_swipe(page, platform):
+    window = platform["windows"][2]
+    context_tiles: list[str] = []
+    page.on(
+        "response",
+        lambda r: context_tiles.append(r.url) if "/context/" in r.url and r.status == 200 else None,
+    )
+    sign_in(page, platform, platform["keys"]["labeler"])
+    open_window(page, platform, window)
+    page.wait_for_function("document.querySelector('.map').dataset.imagery === 'ready'")
+    # the overview built at materialize time lies under the window
+    page.wait_for_function(
+        "document.querySelector(\"[data-testid='context-info']\").innerText.includes('s2')"
+    )
+    page.wait_for_timeout(500)
+    assert context_tiles and all(f"/tiles/{window['id']}/s2/context/" in u for u in context_tiles)
+    n = len(context_tiles)
+    page.uncheck(tid("context-toggle"))
+    page.wait_for_timeout(300)
+    page.check(tid("context-toggle"))
+
+    # compare: the other step is asked for, and moving the swipe line redraws the map
+    assert page.is_disabled(tid("compare-select"))
+    page.check(tid("compare-toggle"))
+    page.wait_for_function("earthplat.compare().state === 'ready'")
+    compared = page.evaluate("earthplat.compare()")
+    assert compared["step"].startswith("s2/0/") and compared["requested"]
+    assert all(re.search(r"/s2/(frame/0\.png|0/)", u) for u in compared["requested"])
+    assert not page.is_disabled(tid("swipe"))
+    page.locator(tid("swipe")).fill("20")
+    page.uncheck(tid("compare-toggle"))
+    assert page.is_disabled(tid("compare-select"))
+    assert len(context_tiles) >= n

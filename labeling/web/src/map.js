@@ -140,6 +140,7 @@ export function createWindowMap(target, { window, classes, onImagery }) {
     map,
     pixelOf: (lonlat) => map.getPixelFromCoordinate(fromLonLat(lonlat)),
     imagery: () => ({ ...imagery.status, requested: [...imagery.status.requested] }),
+    compare: () => ({ ...compare.status, requested: [...compare.status.requested] }),
     imageryPixel: (pixel) => {
       const data = imagery.active()?.getData(pixel);
       return data ? Array.from(data) : null;
