@@ -63,21 +63,27 @@ def healthcheck(url: str | None = None, timeout: float = 5.0) -> None:
     print("ok")
 
 
-def export(checkpoint: str, out: str) -> str:
-    """Export the encoder of a pretraining checkpoint as safetensors plus a config JSON.
+def export(checkpoint: str, out: str, format: str = "earthplat") -> str:
+    """Export an encoder: as safetensors plus a config JSON, or in the published OlmoEarth layout.
 
-    Load it with earthplat.nn.load_encoder(OUT).
+    Load it with earthplat.nn.load_encoder(OUT); an olmoearth export also loads with
+    olmoearth_pretrain_minimal.load_model_from_path(OUT).
 
     Args:
-        checkpoint: A pretraining checkpoint (.ckpt).
+        checkpoint: A pretraining checkpoint (.ckpt), an encoder export dir, an exported task
+            model (its encoder) or a published OlmoEarth checkpoint dir.
         out: The directory to write.
+        format: earthplat (encoder.safetensors + config.json) or olmoearth (config.json +
+            weights.pth, for an encoder with OlmoEarth's conventions, e.g. one fine-tuned
+            from published weights).
     """
-    from earthplat.nn.export import encoder_from_checkpoint, export_encoder
+    from earthplat.nn.backbones import load_pretrained_encoder
+    from earthplat.nn.export import export_encoder
 
-    path = export_encoder(
-        encoder_from_checkpoint(checkpoint), out, extra={"source_checkpoint": checkpoint}
-    )
-    print(f"encoder exported to {path}")
+    encoder = load_pretrained_encoder(checkpoint)
+    extra = {"source_checkpoint": checkpoint} if format == "earthplat" else None
+    path = export_encoder(encoder, out, extra=extra, format=format)
+    print(f"encoder exported to {path} ({format} layout)")
     return str(path)
 
 

@@ -39,7 +39,9 @@ def evaluate(
 
     Args:
         model: random:<preset> (seeded random init), an encoder export dir, a pretrain
-            checkpoint, or a fine-tune run dir or task-model export.
+            checkpoint, a fine-tune run dir or task-model export, or olmoearth:PATH for
+            published OlmoEarth weights (a directory with config.json + weights.pth, or
+            olmoearth:hf://allenai/OlmoEarth-v1-Base from the Hugging Face cache).
         out: Output directory.
         benchmarks: Comma-separated named benchmarks: eurosat, slovenia_landcover,
             sen1floods11_water (default: eurosat, unless --train is given).

@@ -78,11 +78,15 @@ def load_embedder(
         mods = tuple(dict.fromkeys([*RANDOM_MODALITIES, *extra_modalities]))
         encoder = ENCODER_PRESETS[preset](modalities=mods).build()
         return Embedder(encoder.eval().to(map_location), reference)
+    if reference.startswith("olmoearth:"):  # published OlmoEarth weights: a dir or hf://id
+        from earthplat.nn.export import load_encoder
+
+        return Embedder(load_encoder(reference.split(":", 1)[1], map_location).eval(), reference)
     path = Path(reference)
     if not path.exists():
         raise EarthplatError(
             f"model {reference!r} does not exist; give an encoder export dir, a checkpoint, "
-            "a fine-tune run dir, or random:<preset>"
+            "a fine-tune run dir, olmoearth:<published dir or hf://id>, or random:<preset>"
         )
     from earthplat.nn.export import CONFIG, WEIGHTS, encoder_from_checkpoint, load_encoder
 

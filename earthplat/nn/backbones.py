@@ -215,6 +215,28 @@ def _earthplat(cfg: dict, spec, load_pretrained: bool) -> Backbone:
     return build_earthplat(cfg, spec.inputs, spec.patch_size, spec.gsd_m, load_pretrained)
 
 
+def _olmoearth(cfg: dict, spec, load_pretrained: bool) -> Backbone:
+    """Published OlmoEarth weights: ``checkpoint`` is a directory in the published layout
+    (``config.json`` + ``weights.pth``) or ``hf://allenai/OlmoEarth-v1-Base``; ``extra_inputs``
+    accepts modalities the weights were not trained to encode. A saved task model rebuilds
+    from its resolved ``encoder`` config without the checkpoint."""
+    if not load_pretrained and cfg.get("encoder"):
+        config, _ = resolve_encoder_config({"encoder": cfg["encoder"]})
+        encoder = config.build()
+    else:
+        checkpoint = cfg.get("checkpoint")
+        if not checkpoint:
+            raise EarthplatError(
+                "backbone olmoearth needs checkpoint: a directory with config.json and "
+                "weights.pth (the published layout) or hf://allenai/OlmoEarth-v1-Base"
+            )
+        from earthplat.nn.export import load_encoder
+
+        encoder = load_encoder(checkpoint, extra_inputs=tuple(cfg.get("extra_inputs") or ()))
+        encoder.train()
+    return EarthplatBackbone(encoder, spec.patch_size, spec.gsd_m, cfg.get("modality"))
+
+
 def _timm(cfg: dict, spec, load_pretrained: bool) -> Backbone:
     if cfg.get("pretrained"):
         raise EarthplatError(
@@ -227,7 +249,11 @@ def _timm(cfg: dict, spec, load_pretrained: bool) -> Backbone:
 
 
 _SCHEDULE_KEYS = ("freeze", "unfreeze_fraction")
-BACKBONES: dict[str, BackboneBuilder] = {"earthplat": _earthplat, "timm": _timm}
+BACKBONES: dict[str, BackboneBuilder] = {
+    "earthplat": _earthplat,
+    "olmoearth": _olmoearth,
+    "timm": _timm,
+}
 """Backbone name -> builder(backbone dict, TaskSpec, load_pretrained)."""
 
 

@@ -12,6 +12,7 @@ blocks, not attended with a mask; the blocks then run on packed rows (``attentio
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -21,8 +22,14 @@ from torch import nn
 from earthplat.batch import ModalityInput
 from earthplat.errors import SensorError
 from earthplat.nn.attention import Block, PackLayout
-from earthplat.nn.encodings import month_encoding, sincos_1d, sincos_2d
-from earthplat.nn.patch_embed import FlexiPatchEmbed
+from earthplat.nn.encodings import (
+    month_encoding,
+    olmoearth_sincos_1d,
+    olmoearth_sincos_2d,
+    sincos_1d,
+    sincos_2d,
+)
+from earthplat.nn.patch_embed import RESIZE_MODES, FlexiPatchEmbed
 from earthplat.sensors import Modality, get_modality
 
 
@@ -71,6 +78,12 @@ class EncoderOutput:
     pooled: torch.Tensor
     """[B, D] mean of the encoded tokens."""
     tokens: Tokens
+    projected: torch.Tensor | None = None
+    """[B, D] ``pooled`` through the projection head, when ``features`` are not projected
+    (published OlmoEarth weights: their ``project_aggregated``); None otherwise."""
+    untrained_inputs: tuple[str, ...] = ()
+    """Modalities encoded although the weights were not trained to encode them (accepted
+    through ``EncoderConfig.extra_inputs``); empty when every input was trained on."""
 
     def feature_map(self, modality: str | None = None) -> torch.Tensor:
         """[B, D, h, w]: per patch, the mean of its encoded tokens over time and band sets."""
@@ -100,22 +113,39 @@ def token_encodings(
     patch_size: int,
     gsd_m: float,
     bandset_table: torch.Tensor,
+    style: str = "earthplat",
+    multitemporal: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """[B, N, 4q] with q the table's width: band-set | time index | month | position."""
+    """[B, N, 4q] with q the table's width: band-set | time index | month | position.
+
+    ``style="olmoearth"`` uses the formulas OlmoEarth's published weights were trained with
+    (``encodings.olmoearth_sincos_1d``): positions at patch indices, not centres, and no time
+    or month encoding on static maps (``multitemporal``: [N] bool per token)."""
     q = bandset_table.shape[1]
     scale = patch_size * gsd_m / 10.0
-    rows = (layout.row.float() + 0.5) * scale  # patch centres in 10 m units
-    cols = (layout.col.float() + 0.5) * scale
-    static = torch.cat([bandset_table[layout.bandset], sincos_1d(layout.t, q)], dim=-1)
-    position = sincos_2d(rows, cols, q)  # [N, q]
     b = month.shape[0]
+    if style == "olmoearth":
+        rows, cols = layout.row.float() * scale, layout.col.float() * scale
+        timed = (
+            torch.ones_like(layout.t, dtype=torch.bool) if multitemporal is None else multitemporal
+        )
+        time = olmoearth_sincos_1d(layout.t, q) * timed[:, None]
+        angle = month.float() / (12 / (2 * math.pi))  # [B, N], as OlmoEarth's month table
+        months = torch.cat(
+            [angle.sin()[..., None].expand(*angle.shape, q // 2),
+             angle.cos()[..., None].expand(*angle.shape, q // 2)],
+            dim=-1,
+        ) * timed[None, :, None]  # fmt: skip
+        static = torch.cat([bandset_table[layout.bandset], time], dim=-1)
+        position = olmoearth_sincos_2d(rows, cols, q)
+    else:
+        rows = (layout.row.float() + 0.5) * scale  # patch centres in 10 m units
+        cols = (layout.col.float() + 0.5) * scale
+        static = torch.cat([bandset_table[layout.bandset], sincos_1d(layout.t, q)], dim=-1)
+        months = month_encoding(month, q)
+        position = sincos_2d(rows, cols, q)  # [N, q]
     return torch.cat(
-        [
-            static[None].expand(b, -1, -1),
-            month_encoding(month, q),
-            position[None].expand(b, -1, -1),
-        ],
-        dim=-1,
+        [static[None].expand(b, -1, -1), months, position[None].expand(b, -1, -1)], dim=-1
     )
 
 
@@ -132,6 +162,7 @@ DEFAULT_MODALITIES = (
     "worldcereal",
 )
 """OlmoEarth v1's modalities: three sensors and six maps (the maps are decode-only targets)."""
+ENCODING_STYLES = ("earthplat", "olmoearth")
 
 
 @dataclass
@@ -155,9 +186,64 @@ class EncoderConfig:
     the targets of their tokens during pretraining."""
     max_time_steps: int = 64
     """Longest time series the time-index encoding is meant for (documentation; no table)."""
+    band_sets: dict[str, tuple[tuple[str, ...], ...]] | None = None
+    """Per modality, the band sets tokenised together, overriding the sensor registry's (the
+    later OlmoEarth releases group all Sentinel-2 bands into one set: a third of the tokens).
+    Modalities not named keep the registry's band sets."""
+    patch_resize: str = "kernel"
+    """How patches smaller than ``max_patch_size`` are embedded: ``kernel`` (the stored kernel
+    resampled, ours) or ``image`` (the image upsampled, as OlmoEarth's weights were trained)."""
+    pixel_hidden: tuple[int, ...] = ()
+    """Widths of a per-pixel MLP before the patch projection (OlmoEarth v1.1); needs
+    ``patch_resize="image"``."""
+    encodings: str = "earthplat"
+    """Formulas of the fixed encodings: ``earthplat`` or ``olmoearth`` (see ``token_encodings``)."""
+    project_tokens: bool = True
+    """Features are ``project(norm(x))`` (ours); False: ``norm(x)``, with the projection applied
+    to the pooled vector only (``EncoderOutput.projected``), as OlmoEarth's encoder does."""
+    encoder_inputs: tuple[str, ...] | None = None
+    """Modalities the weights were trained to encode (published OlmoEarth v1: S2 L2A, S1,
+    Landsat). ``forward`` refuses any other input unless it is in ``extra_inputs``. None: every
+    modality that is not decode-only."""
+    missing_bands: str = "drop"
+    """Bands an input lacks (``ModalityInput.bands``): ``drop`` (ours: an incomplete band set
+    gives no tokens), ``nearest`` or ``zero`` (filled as OlmoEarth v1 resp. v1.1+ were trained;
+    see ``earthplat.sensors.fill``)."""
+    extra_inputs: tuple[str, ...] = ()
+    """Modalities accepted beyond ``encoder_inputs``, on the user's explicit request: a map is
+    then encoded, and an L1C input runs through the L2A projections of its sensor family. Each
+    output names the ones it used (``EncoderOutput.untrained_inputs``)."""
 
     def __post_init__(self) -> None:
         from earthplat.traincore.errors import TrainCoreConfigError
+
+        if self.patch_resize not in RESIZE_MODES:
+            raise TrainCoreConfigError(
+                f"patch_resize={self.patch_resize!r}; choose one of {', '.join(RESIZE_MODES)}"
+            )
+        if self.encodings not in ENCODING_STYLES:
+            raise TrainCoreConfigError(
+                f"encodings={self.encodings!r}; choose one of {', '.join(ENCODING_STYLES)}"
+            )
+        from earthplat.sensors.fill import FILL_POLICIES
+
+        if self.missing_bands not in FILL_POLICIES:
+            raise TrainCoreConfigError(
+                f"missing_bands={self.missing_bands!r}; choose one of {', '.join(FILL_POLICIES)}"
+            )
+        self.pixel_hidden = tuple(int(h) for h in self.pixel_hidden)
+        if self.pixel_hidden and self.patch_resize != "image":
+            raise TrainCoreConfigError("pixel_hidden needs patch_resize='image'")
+        if self.band_sets is not None:
+            self.band_sets = {
+                get_modality(name).name: tuple(
+                    get_modality(name).canonical(tuple(group)) for group in groups
+                )
+                for name, groups in self.band_sets.items()
+            }
+        if self.encoder_inputs is not None:
+            self.encoder_inputs = tuple(get_modality(m).name for m in self.encoder_inputs)
+        self.extra_inputs = tuple(get_modality(m).name for m in self.extra_inputs)
 
         if self.embed_dim % 4 or (self.embed_dim // 4) % 4:
             raise TrainCoreConfigError(
@@ -171,6 +257,15 @@ class EncoderConfig:
         if not 1 <= self.max_patch_size <= 16:
             raise TrainCoreConfigError("max_patch_size must lie in 1..16")
         self.modalities = tuple(get_modality(m).name for m in self.modalities)
+        unknown = sorted(set(self.band_sets or {}) - set(self.modalities))
+        if unknown:
+            raise TrainCoreConfigError(
+                f"band_sets names {', '.join(unknown)}, which are not among the modalities"
+            )
+
+    def modality_band_sets(self, name: str) -> tuple[tuple[str, ...], ...]:
+        """The band sets a modality is tokenised in: the override, else the registry's."""
+        return (self.band_sets or {}).get(name) or get_modality(name).band_sets
 
     @classmethod
     def pico(cls, **kw) -> EncoderConfig:
@@ -209,10 +304,10 @@ class Encoder(nn.Module):
         self.patch_embed = nn.ModuleDict()
         for m in self.modalities:
             order = {b: i for i, b in enumerate(m.band_names)}
-            for s, bands in enumerate(m.band_sets):
+            for s, bands in enumerate(config.modality_band_sets(m.name)):
                 self.bandsets.append((m.name, s, tuple(order[b] for b in bands)))
                 self.patch_embed[f"{m.name}__{s}"] = FlexiPatchEmbed(
-                    len(bands), d, config.max_patch_size
+                    len(bands), d, config.max_patch_size, config.patch_resize, config.pixel_hidden
                 )
         self.bandset_embed = nn.Parameter(torch.zeros(len(self.bandsets), d // 4))
         nn.init.trunc_normal_(self.bandset_embed, std=0.02)
@@ -247,7 +342,7 @@ class Encoder(nn.Module):
                 out[(name, s)] = list(default)
                 continue
             where = {get_modality(name).band(b).name: i for i, b in enumerate(bands)}
-            wanted = get_modality(name).band_sets[s]
+            wanted = self.config.modality_band_sets(name)[s]
             if all(b in where for b in wanted):
                 out[(name, s)] = [where[b] for b in wanted]
         return out
@@ -339,27 +434,118 @@ class Encoder(nn.Module):
         x = torch.cat(xs, dim=1)
         month = torch.cat(months, dim=1).long()
         if with_encodings:
-            enc = token_encodings(layout, month, patch_size, gsd_m, self.bandset_embed)
+            timed = torch.tensor([m.multitemporal for m in self.modalities], device=x.device)
+            enc = token_encodings(
+                layout,
+                month,
+                patch_size,
+                gsd_m,
+                self.bandset_embed,
+                self.config.encodings,
+                timed[layout.modality],
+            )
             x = x + enc.to(x.dtype)
         return Tokens(x, month, torch.cat(missing, dim=1), layout, patch_size)
 
     # --- forward -----------------------------------------------------------------------------
-    def encode_tokens(self, tokens: Tokens, keep: torch.Tensor) -> EncoderOutput:
-        """Run the blocks on the kept tokens only ([B, N] bool)."""
+    def encode_tokens(
+        self, tokens: Tokens, keep: torch.Tensor, allow_maps: bool = False
+    ) -> EncoderOutput:
+        """Run the blocks on the kept tokens only ([B, N] bool); ``allow_maps`` lets tokens of
+        decode-only maps through (accepted with ``extra_inputs``)."""
         if (keep & tokens.missing).any():
             raise ValueError("missing tokens cannot be encoded")
-        if (keep & tokens.layout.decode_only[None]).any():
+        if not allow_maps and (keep & tokens.layout.decode_only[None]).any():
             raise ValueError("tokens of decode-only maps cannot be encoded")
         b, n, d = tokens.x.shape
         layout, flat = PackLayout.from_keep(keep)
         x = tokens.x.reshape(b * n, d)[flat]  # [Ntot, D]
         for block in self.blocks:
             x = block(x, layout)
-        x = self.project(self.norm(x))
+        x = self.norm(x)
+        if self.config.project_tokens:
+            x = self.project(x)
         features = x.new_zeros(b * n, d).index_copy(0, flat, x).reshape(b, n, d)
         pooled = x.new_zeros(b, d).index_add(0, layout.batch, x)
         pooled = pooled / layout.counts.clamp_min(1)[:, None].to(x.dtype)
-        return EncoderOutput(features, keep, pooled, tokens)
+        projected = None if self.config.project_tokens else self.project(pooled)
+        return EncoderOutput(features, keep, pooled, tokens, projected)
+
+    # --- inputs as trained -------------------------------------------------------------------
+    def trained_inputs(self) -> tuple[str, ...]:
+        """The modalities the weights were trained to encode."""
+        if self.config.encoder_inputs is not None:
+            return self.config.encoder_inputs
+        return tuple(m.name for m in self.modalities if not m.decode_only)
+
+    def route_inputs(
+        self, inputs: dict[str, ModalityInput]
+    ) -> tuple[dict[str, ModalityInput], tuple[str, ...]]:
+        """Check the inputs against what the weights were trained to encode.
+
+        Returns the inputs keyed by the encoder's modalities (an accepted L1C input moves to
+        its family's L2A projections) and the untrained modalities used. Raises
+        ``SensorError`` with the fix for a modality the weights never encoded. Encoders that
+        declare no ``encoder_inputs`` (ours) pass inputs through: their maps are tokenised for
+        pretraining targets and simply not encoded."""
+        if self.config.encoder_inputs is None:
+            return self._fill_bands(inputs), ()
+        trained = self.trained_inputs()
+        known = {m.name for m in self.modalities}
+        routed: dict[str, ModalityInput] = {}
+        untrained: list[str] = []
+        for raw, inp in inputs.items():
+            spec = get_modality(raw)
+            name = spec.name
+            if name in trained:
+                routed[name] = inp
+                continue
+            kin = [t for t in trained if spec.family and get_modality(t).family == spec.family]
+            target = name if name in known else (kin[0] if kin else None)
+            if name not in self.config.extra_inputs or target is None:
+                if kin:
+                    fix = (
+                        f"materialise {kin[0]} instead (the weights were trained on "
+                        f"{kin[0]}, and {name} values differ), or accept {name} explicitly "
+                        f"with extra_inputs=('{name}',) (recorded in every output)"
+                    )
+                elif name in known:
+                    fix = (
+                        f"leave it out (it was a decode-only target in pretraining), or accept "
+                        f"it explicitly with extra_inputs=('{name}',) (recorded in every output)"
+                    )
+                else:
+                    fix = "leave it out: the encoder has no patch projection for it"
+                raise SensorError(
+                    f"this encoder was trained to encode {', '.join(trained)}, not {name}; {fix}"
+                )
+            bands = inp.bands if inp.bands is not None else spec.band_names
+            target_bands = {b.upper() for b in get_modality(target).band_names}
+            take = [i for i, b in enumerate(bands) if spec.band(b).name.upper() in target_bands]
+            routed[target] = ModalityInput(
+                inp.data[:, :, take], inp.valid, inp.timestamps, tuple(bands[i] for i in take)
+            )
+            untrained.append(name)
+        return self._fill_bands(routed), tuple(untrained)
+
+    def _fill_bands(self, inputs: dict[str, ModalityInput]) -> dict[str, ModalityInput]:
+        """Inputs with the bands they lack filled (``EncoderConfig.missing_bands``)."""
+        if self.config.missing_bands == "drop":
+            return inputs
+        from earthplat.sensors.fill import fill_missing_bands
+
+        known = {m.name for m in self.modalities}
+        out = {}
+        for name, inp in inputs.items():
+            spec = get_modality(name)
+            if inp.bands is None or spec.name not in known:
+                out[name] = inp
+                continue
+            data, bands = fill_missing_bands(
+                inp.data, tuple(inp.bands), spec, self.config.missing_bands, band_axis=2
+            )
+            out[name] = ModalityInput(data, inp.valid, inp.timestamps, bands)
+        return out
 
     def forward(
         self,
@@ -369,11 +555,20 @@ class Encoder(nn.Module):
         gsd_m: float = 10.0,
     ) -> EncoderOutput:
         """Encode a batch. Without ``keep`` every present, non-map token is encoded (the
-        inference path: no masking)."""
+        inference path: no masking). Inputs are checked against what the weights were trained
+        to encode first (``route_inputs``)."""
+        inputs, untrained = self.route_inputs(inputs)
         tokens = self.tokenize(inputs, patch_size, gsd_m)
         if keep is None:
-            keep = ~tokens.missing & ~tokens.layout.decode_only[None]
-        return self.encode_tokens(tokens, keep)
+            encodable = ~tokens.layout.decode_only
+            trained = set(self.trained_inputs())
+            for i, m in enumerate(self.modalities):
+                if untrained and m.name in inputs and m.name not in trained:  # accepted map
+                    encodable |= tokens.layout.modality == i
+            keep = ~tokens.missing & encodable[None]
+        out = self.encode_tokens(tokens, keep, allow_maps=bool(untrained))
+        out.untrained_inputs = untrained
+        return out
 
 
 def _init_linear(module: nn.Module) -> None:

@@ -1,4 +1,5 @@
-"""Encoder weights as safetensors plus a config JSON, loadable without Lightning."""
+"""Encoder weights as safetensors plus a config JSON, loadable without Lightning; and the
+published OlmoEarth layout in and out (``olmoearth_ckpt``)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,22 @@ from earthplat.nn.encoder import Encoder, EncoderConfig
 WEIGHTS, CONFIG = "encoder.safetensors", "config.json"
 
 
-def export_encoder(encoder: Encoder, out_dir: str | Path, extra: dict | None = None) -> Path:
-    """Write ``encoder.safetensors`` and ``config.json`` into ``out_dir``."""
+EXPORT_FORMATS = ("earthplat", "olmoearth")
+
+
+def export_encoder(
+    encoder: Encoder, out_dir: str | Path, extra: dict | None = None, format: str = "earthplat"
+) -> Path:
+    """Write ``encoder.safetensors`` and ``config.json`` into ``out_dir``; with
+    ``format="olmoearth"`` the published layout (``config.json`` + ``weights.pth``) instead."""
     from safetensors.torch import save_file
+
+    if format not in EXPORT_FORMATS:
+        raise EarthplatError(f"export format {format!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    if format == "olmoearth":
+        from earthplat.nn.olmoearth_ckpt import export_published
+
+        return export_published(encoder, out_dir)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -30,18 +44,32 @@ def export_encoder(encoder: Encoder, out_dir: str | Path, extra: dict | None = N
     return out
 
 
-def load_encoder(path: str | Path, map_location: str | torch.device = "cpu") -> Encoder:
-    """Rebuild an exported encoder (a directory with the two files)."""
+def load_encoder(
+    path: str | Path,
+    map_location: str | torch.device = "cpu",
+    extra_inputs: tuple[str, ...] = (),
+) -> Encoder:
+    """Rebuild an exported encoder (a directory with the two files), or load a published
+    OlmoEarth checkpoint: a directory with ``config.json`` + ``weights.pth``, or
+    ``hf://allenai/OlmoEarth-v1-Base`` (see ``earthplat.nn.olmoearth_ckpt``). ``extra_inputs``
+    accepts modalities the weights were not trained to encode (recorded in every output)."""
     from safetensors.torch import load_file
 
+    from earthplat.nn import olmoearth_ckpt
+
+    if olmoearth_ckpt.is_published(path):
+        return olmoearth_ckpt.load_published(path, map_location, tuple(extra_inputs))
     root = Path(path)
     if not (root / WEIGHTS).exists() or not (root / CONFIG).exists():
         raise EarthplatError(
-            f"{root} holds no exported encoder ({WEIGHTS} and {CONFIG}); "
+            f"{root} holds no exported encoder ({WEIGHTS} and {CONFIG}) and no published "
+            f"OlmoEarth checkpoint ({olmoearth_ckpt.CONFIG} and {olmoearth_ckpt.WEIGHTS}); "
             "export one with earthplat.nn.export_encoder or `earthplat export`"
         )
     cfg = json.loads((root / CONFIG).read_text())["encoder"]
     cfg["modalities"] = tuple(cfg["modalities"])
+    if extra_inputs:
+        cfg["extra_inputs"] = tuple(extra_inputs)
     encoder = EncoderConfig(**cfg).build()
     missing, unexpected = encoder.load_state_dict(
         load_file(root / WEIGHTS, device=str(map_location)), strict=False

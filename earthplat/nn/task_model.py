@@ -174,7 +174,14 @@ def export_task_model(
 
 def load_task_model(path: str | Path, map_location: str | torch.device = "cpu") -> TaskModel:
     """Rebuild a task model from an export dir, a finetune ``.ckpt`` or run dir, or an encoder
-    export dir / pretraining checkpoint (-> an embedding model)."""
+    export dir / pretraining checkpoint, or a published OlmoEarth checkpoint (a directory
+    with config.json + weights.pth, ``hf://...``, optionally prefixed ``olmoearth:``) -> an
+    embedding model."""
+    from earthplat.nn import olmoearth_ckpt
+
+    ref = str(path).removeprefix("olmoearth:")
+    if olmoearth_ckpt.is_published(ref) or str(path).startswith("olmoearth:"):
+        return embedding_model(olmoearth_ckpt.load_published(ref)).to(map_location)
     p = Path(path)
     if p.is_dir() and (p / SPEC).exists():
         from safetensors.torch import load_file
@@ -263,7 +270,7 @@ def embedding_model(encoder, extra: dict | None = None) -> TaskModel:
     extra = extra or {}
     cfg = asdict(encoder.config)
     cfg["modalities"] = list(cfg["modalities"])
-    inputs = {m.name: list(m.band_names) for m in encoder.modalities if not m.decode_only}
+    inputs = {n: list(get_modality(n).band_names) for n in encoder.trained_inputs()}
     spec = TaskSpec(
         task="embedding",
         inputs=inputs,

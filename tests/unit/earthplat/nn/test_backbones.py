@@ -11,7 +11,13 @@ from earthplat.nn.task_model import TaskModel
 from tests.unit.earthplat.nn.data import make_inputs
 from tests.unit.earthplat.nn.task_data import PICO, RESNET, S2, S2_BANDS, make_spec
 
-CONFIGS = {"earthplat": PICO, "timm": RESNET}
+OLMOEARTH_PICO = {
+    "name": "olmoearth",
+    "checkpoint": "not read: the encoder config below rebuilds it",
+    "encoder": {"preset": "pico", "encodings": "olmoearth", "patch_resize": "image",
+                "project_tokens": False, "modalities": [S2]},
+}  # fmt: skip
+CONFIGS = {"earthplat": PICO, "olmoearth": OLMOEARTH_PICO, "timm": RESNET}
 
 
 @pytest.mark.parametrize("name", sorted(BACKBONES))
