@@ -146,19 +146,9 @@ def train(
 
 def _run_tokenizer(run_dir: Path, tokenizer: str | None):
     """The tokenizer named, else the model directory's tokenizer.json, else the run's."""
-    from olmo_lm.data.tokenizer import load_tokenizer
+    from olmo_lm.post.common import model_tokenizer
 
-    if tokenizer is not None:
-        return load_tokenizer(tokenizer)
-    if (run_dir / "tokenizer.json").exists():
-        return load_tokenizer(run_dir)
-    saved = run_dir / "config.yaml"
-    if saved.exists():
-        import yaml
-
-        data = (yaml.safe_load(saved.read_text()) or {}).get("data") or {}
-        return load_tokenizer(data.get("tokenizer"))
-    return load_tokenizer(None)
+    return model_tokenizer(run_dir, tokenizer)
 
 
 def generate(
@@ -522,6 +512,201 @@ def mixture(mixture: str, seq_len: int = 128, seed: int = 0, instances: int | No
     return rows
 
 
+def sft(
+    model: str,
+    data: str,
+    tokenizer: str | None = None,
+    seq_len: int = 256,
+    batch_size: int = 8,
+    pack: bool = True,
+    trainer: TrainerConfig | None = None,
+    optimizer: OptimizerConfig | None = None,
+    scheduler: SchedulerConfig | None = None,
+) -> dict[str, float]:
+    """Supervised fine-tuning on chat conversations (loss on assistant tokens only).
+
+    Writes RUN/model (the next stage's --model). Re-running resumes an interrupted run.
+
+    Args:
+        model: The starting model: a run directory, a model directory or a transformers
+            checkpoint.
+        data: Messages JSONL: one {"messages": [{"role", "content"}, ...]} per line.
+        tokenizer: A tokenizer.json or its folder (default: the model's own).
+        seq_len: Tokens per packed row.
+        batch_size: Rows per micro-batch and device.
+        pack: Pack several conversations per row.
+        trainer: How the run is trained (run dir, devices, steps...).
+        optimizer: AdamW settings.
+        scheduler: Learning-rate schedule.
+    """
+    from olmo_lm.post.sft import SFTDataConfig, SFTJobConfig, run_sft
+
+    job = SFTJobConfig(
+        model=model,
+        data=SFTDataConfig(
+            path=data, tokenizer=tokenizer, seq_len=seq_len, batch_size=batch_size, pack=pack
+        ),
+    )
+    job.trainer = trainer or job.trainer
+    job.optimizer = optimizer or job.optimizer
+    job.scheduler = scheduler or job.scheduler
+    return run_sft(job)
+
+
+def dpo(
+    model: str,
+    pairs: str,
+    beta: float = 5.0,
+    loss_type: str = "dpo_norm",
+    reference: str = "precompute",
+    tokenizer: str | None = None,
+    seq_len: int = 256,
+    batch_size: int = 8,
+    trainer: TrainerConfig | None = None,
+    optimizer: OptimizerConfig | None = None,
+    scheduler: SchedulerConfig | None = None,
+) -> dict[str, float]:
+    """Direct preference optimisation from preference pairs (Tulu 3's length-normalised DPO
+    by default). Writes RUN/model.
+
+    Args:
+        model: The starting and reference model (a run or model directory).
+        pairs: Pairs JSONL: {"prompt", "chosen", "rejected"} per line.
+        beta: DPO's beta (Tulu 3: 5 with dpo_norm, 0.1 with dpo).
+        loss_type: dpo (summed log-probabilities) or dpo_norm (length-normalised).
+        reference: precompute (score all pairs first) or live (a frozen copy).
+        tokenizer: A tokenizer.json or its folder (default: the model's own).
+        seq_len: Tokens per prompt + response.
+        batch_size: Pairs per micro-batch and device.
+        trainer: How the run is trained.
+        optimizer: AdamW settings.
+        scheduler: Learning-rate schedule.
+    """
+    from olmo_lm.post.dpo import DPOConfig, DPODataConfig, DPOJobConfig, run_dpo
+
+    job = DPOJobConfig(
+        model=model,
+        data=DPODataConfig(path=pairs, tokenizer=tokenizer, seq_len=seq_len, batch_size=batch_size),
+        dpo=DPOConfig(beta=beta, loss_type=loss_type, reference=reference),
+    )
+    job.trainer = trainer or job.trainer
+    job.optimizer = optimizer or job.optimizer
+    job.scheduler = scheduler or job.scheduler
+    return run_dpo(job)
+
+
+def rlvr(
+    model: str,
+    problems: str = "corpus",
+    n: int = 512,
+    max_operand: int = 9,
+    group_size: int = 8,
+    max_new_tokens: int = 8,
+    kl_coef: float = 0.0,
+    batch_size: int = 8,
+    tokenizer: str | None = None,
+    trainer: TrainerConfig | None = None,
+    optimizer: OptimizerConfig | None = None,
+) -> dict[str, float]:
+    """RL with verifiable rewards (GRPO group baseline) on arithmetic problems whose answers
+    are checked. Writes RUN/model.
+
+    Args:
+        model: The starting model (a run or model directory).
+        problems: corpus (the math corpus's problems) or simple (a op b).
+        n: Problems to draw.
+        max_operand: Largest operand of simple problems.
+        group_size: Completions sampled per problem.
+        max_new_tokens: Tokens sampled per completion.
+        kl_coef: Weight of KL(policy || starting model).
+        batch_size: Problems per step.
+        tokenizer: A tokenizer.json or its folder (default: the model's own).
+        trainer: How the run is trained.
+        optimizer: AdamW settings.
+    """
+    from olmo_lm.post.rlvr import GRPOConfig, ProblemConfig, RLVRJobConfig, run_rlvr
+
+    job = RLVRJobConfig(
+        model=model,
+        tokenizer=tokenizer,
+        problems=ProblemConfig(source=problems, n=n, max_operand=max_operand),
+        grpo=GRPOConfig(group_size=group_size, max_new_tokens=max_new_tokens, kl_coef=kl_coef),
+        batch_size=batch_size,
+    )
+    job.trainer = trainer or job.trainer
+    job.optimizer = optimizer or job.optimizer
+    return run_rlvr(job)
+
+
+def reward_train(
+    model: str,
+    pairs: str,
+    tokenizer: str | None = None,
+    seq_len: int = 256,
+    batch_size: int = 8,
+    trainer: TrainerConfig | None = None,
+    optimizer: OptimizerConfig | None = None,
+    scheduler: SchedulerConfig | None = None,
+) -> dict[str, float]:
+    """Train a Bradley-Terry reward model on preference pairs; writes RUN/model with its head.
+
+    Args:
+        model: The backbone to start from (a run or model directory).
+        pairs: Pairs JSONL: {"prompt", "chosen", "rejected"} per line.
+        tokenizer: A tokenizer.json or its folder (default: the model's own).
+        seq_len: Tokens per prompt + response.
+        batch_size: Pairs per micro-batch and device.
+        trainer: How the run is trained.
+        optimizer: AdamW settings.
+        scheduler: Learning-rate schedule.
+    """
+    from olmo_lm.post.dpo import DPODataConfig
+    from olmo_lm.post.reward import RewardJobConfig, run_reward_training
+
+    job = RewardJobConfig(
+        model=model,
+        data=DPODataConfig(path=pairs, tokenizer=tokenizer, seq_len=seq_len, batch_size=batch_size),
+    )
+    job.trainer = trainer or job.trainer
+    job.optimizer = optimizer or job.optimizer
+    job.scheduler = scheduler or job.scheduler
+    return run_reward_training(job)
+
+
+def eval_rewardbench(
+    model: str,
+    pairs: str,
+    tokenizer: str | None = None,
+    seq_len: int = 512,
+    out: str | None = None,
+) -> dict:
+    """RewardBench accuracy of a reward model: chosen must outscore rejected (all of them,
+    for RewardBench 2's lists), per category and averaged over categories.
+
+    Args:
+        model: A reward run directory (olmo-lm reward train) or its model/ folder.
+        pairs: Pairs JSONL with an optional "category" (or "subset") per line.
+        tokenizer: A tokenizer.json or its folder (default: the model's own).
+        seq_len: Tokens per prompt + response.
+        out: Also write the report as JSON here.
+    """
+    import json
+
+    from olmo_lm.post.common import model_tokenizer
+    from olmo_lm.post.preference import read_pairs
+    from olmo_lm.post.reward import evaluate_pairs, load_reward_model
+
+    backbone, head = load_reward_model(model)
+    tok = model_tokenizer(model, tokenizer)
+    report = evaluate_pairs(backbone, head, tok, read_pairs(pairs), seq_len=seq_len)
+    for name, c in report["categories"].items():
+        print(f"{name}: {c['accuracy']:.3f} ({c['pairs']} pairs)")
+    print(f"mean over categories: {report['mean']:.3f}; all pairs: {report['overall']:.3f}")
+    if out is not None:
+        Path(out).write_text(json.dumps(report, indent=2))
+    return report
+
+
 _ALIASES = {"--from-hf": "--from_hf", "--to-hf": "--to_hf", "--max-shard-gb": "--max_shard_gb"}
 
 
@@ -542,6 +727,11 @@ def commands() -> dict:
         "mixture": mixture,
         "corpus": corpus,
         "curate": {"tag": curate_tag, "dedup": curate_dedup, "filter": curate_filter},
+        "sft": sft,
+        "dpo": dpo,
+        "rlvr": rlvr,
+        "reward": {"train": reward_train},
+        "eval": {"rewardbench": eval_rewardbench},
     }
 
 
@@ -579,10 +769,15 @@ __all__ = [
     "curate_dedup",
     "curate_filter",
     "curate_tag",
+    "dpo",
+    "eval_rewardbench",
     "generate",
     "main",
     "mixture",
+    "reward_train",
+    "rlvr",
     "run_pretraining",
+    "sft",
     "tokenize",
     "tokenizer_train",
     "train",

@@ -23,6 +23,9 @@ from olmo_lm.model.layers.moe import GroupedExperts, Router, RouterStats
 from olmo_lm.model.layers.norm import RMSNorm
 from olmo_lm.model.layers.rotary import RotaryEmbedding
 
+IGNORE_INDEX = -100
+"""A label that takes no part in the loss (prompt and padding tokens in post-training)."""
+
 
 @dataclass
 class ForwardContext:
@@ -54,7 +57,8 @@ class ModelOutput:
     loss: torch.Tensor | None = None
     """With ``labels``: ``ce_loss + z_loss_weight * z_loss`` (the differentiable one)."""
     ce_loss: torch.Tensor | None = None
-    """With ``labels``: mean next-token cross-entropy (detached, for the log)."""
+    """With ``labels``: mean next-token cross-entropy over the labels that are not
+    ``IGNORE_INDEX`` (detached, for the log)."""
     z_loss: torch.Tensor | None = None
     """With ``labels``: ``mean(logsumexp(logits)^2)`` (detached, for the log)."""
 
@@ -164,6 +168,7 @@ class Transformer(nn.Module):
         return_output: bool = False,
         labels: torch.Tensor | None = None,
         z_loss_weight: float = 0.0,
+        hidden_states: bool = False,
     ) -> torch.Tensor | ModelOutput:
         """Logits ``[B, T, V]`` for ``input_ids [B, T]``.
 
@@ -171,7 +176,9 @@ class Transformer(nn.Module):
         continues from (and updates) a decoding state; ``return_output`` also returns the MoE
         layers' router statistics for the training loss. ``labels [B, T]`` (the next token of
         each position) returns a ``ModelOutput`` with the cross-entropy and z-loss instead of
-        the logits (see ``layers.lm_loss``).
+        the logits (see ``layers.lm_loss``); positions labelled ``IGNORE_INDEX`` are left out
+        of it (the loss is the mean over the others). ``hidden_states`` returns the final
+        normed hidden states ``[B, T, C]`` instead of the logits (a reward head reads them).
         """
         ctx = self._context(input_ids, attention_mask, cache)
         ctx.collect_router_stats = return_output or labels is not None
@@ -183,8 +190,17 @@ class Transformer(nn.Module):
             else:
                 x = block(x, ctx)
         h = self.norm(x)  # [B, T, C]
+        if hidden_states:
+            return ModelOutput(h, ctx.router_stats) if return_output else h
         if labels is not None:
-            loss, ce, z = self._loss(h.flatten(0, 1), labels.flatten(), z_loss_weight)
+            h, labels = h.flatten(0, 1), labels.flatten()
+            keep = labels != IGNORE_INDEX
+            if not bool(keep.all()):
+                h, labels = h[keep], labels[keep]  # [N_kept, C]: only these rows reach the head
+            if labels.numel() == 0:  # nothing to predict: a zero loss still in the graph
+                zero = h.sum() * 0.0
+                return ModelOutput(None, ctx.router_stats, zero, zero.detach(), zero.detach())
+            loss, ce, z = self._loss(h, labels, z_loss_weight)
             return ModelOutput(None, ctx.router_stats, loss, ce, z)
         logits = self.lm_head(h)  # [B, T, V]
         if return_output:

@@ -170,9 +170,16 @@ class CausalLMModule(TrainCoreModule):
 
     def loss_terms(self, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(training loss, its terms and the expert loads by log name) of ``batch``."""
-        inputs, targets = batch[:, :-1], batch[:, 1:]
+        return self.lm_loss_terms(batch[:, :-1], batch[:, 1:])
+
+    def lm_loss_terms(
+        self, inputs: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor | float = 1.0
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(training loss, terms) of ``inputs [B, T]`` against ``targets [B, T]`` (positions
+        labelled ``IGNORE_INDEX`` left out); ``scale`` multiplies the token loss only (SFT's
+        global-batch normalisation), not the MoE terms."""
         out = self.model(inputs, labels=targets, z_loss_weight=self.loss_config.z_loss_weight)
-        loss = out.loss
+        loss = out.loss * scale
         logs = {"train/ce_loss": out.ce_loss, "train/z_loss": out.z_loss}
         if out.router_stats:
             moe = self.model_config.moe

@@ -48,18 +48,32 @@ def _global_counts(counts: torch.Tensor) -> torch.Tensor:
 
 
 class Router(nn.Module):
-    """Linear router ``[E, D]`` with top-k selection."""
+    """Linear router ``[E, D]`` with top-k selection.
+
+    ``active`` (``[E]`` bool, default all) switches experts off at inference without touching
+    a weight: an inactive expert's logit is ``-inf``, which is exactly what removing its router
+    row does (FlexOlmo's opt-out), and top-k shrinks to the active count when fewer remain.
+    """
 
     def __init__(self, d_model: int, n_experts: int, top_k: int, norm_topk_prob: bool) -> None:
         super().__init__()
         self.n_experts, self.top_k, self.norm_topk_prob = n_experts, top_k, norm_topk_prob
         self.weight = nn.Parameter(torch.empty(n_experts, d_model))
+        self.active: torch.Tensor | None = None
+        """``[E]`` True for experts that may be routed to; ``None``: all (not saved)."""
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Logits ``[N, E]``, probabilities ``[N, E]``, top-k weights and experts ``[N, k]``."""
         logits = F.linear(x, self.weight)  # [N, E]
+        k = self.top_k
+        if self.active is not None:
+            active = self.active.to(logits.device)
+            if not bool(active.any()):
+                raise ValueError("every expert of this MoE layer is opted out; keep at least one")
+            logits = logits.masked_fill(~active, float("-inf"))
+            k = min(k, int(active.sum()))
         probs = logits.float().softmax(-1)
-        weights, experts = probs.topk(self.top_k, dim=-1)  # [N, k]
+        weights, experts = probs.topk(k, dim=-1)  # [N, k]
         if self.norm_topk_prob:
             weights = weights / weights.sum(-1, keepdim=True)
         return logits, probs, weights, experts
@@ -102,7 +116,7 @@ class MoE(nn.Module):
         logits, probs, weights, experts = self.router(x)
         flat = experts.flatten()  # [N k] expert of each token copy
         order = flat.argsort(stable=True)
-        token = order // self.top_k  # source token of each sorted copy
+        token = order // experts.shape[-1]  # source token of each sorted copy
         counts = torch.bincount(flat, minlength=self.n_experts)  # [E]
         offsets = counts.cumsum(0).to(torch.int32)
         y = self.experts(x[token], offsets)  # [N k, D]
@@ -116,5 +130,5 @@ class MoE(nn.Module):
         load = _global_counts(counts.detach().float())
         fraction = load / load.sum().clamp_min(1.0)  # f_e, sums to 1
         lb = self.n_experts * (fraction * probs.mean(0)).sum()
-        z = torch.logsumexp(logits.float(), dim=-1).square().mean()
+        z = torch.logsumexp(logits.float(), dim=-1).square().mean()  # finite: >= 1 expert on
         return RouterStats(lb_loss=lb, z_loss=z, load=load)
