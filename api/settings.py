@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     """Most MiB of rendered PNGs on disk; beyond it the least recently used are deleted."""
     tile_cache_memory_mb: float = Field(default=64.0, ge=0)
     """Most MiB of rendered PNGs each API process also keeps in memory."""
+    tile_access_ttl_s: float = Field(default=5.0, ge=0, le=300)
+    """Seconds an API process reuses a key's checked read access to a window layer for its
+    tiles and frames (``EARTHPLAT_TILE_ACCESS_TTL_S``): a revoked key or membership stops
+    reading tiles within this time; 0 checks the database on every tile."""
 
     basemap_url: str | None = None
     """An XYZ tile URL template (``https://tile.example.org/{z}/{x}/{y}.png``) the labelling

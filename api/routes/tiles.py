@@ -170,21 +170,92 @@ class LayerSource:
 _read_window = _window("read")
 
 
-def _layer_source(
+def _resolve(
+    session_factory, window_id: int, layer: str, credentials: HTTPAuthorizationCredentials | None
+) -> LayerSource:
+    """The caller (``api.deps.get_current_user``), the window they may read (``WindowRead``'s
+    check) and its layer's files, in a session of its own."""
+    with session_factory() as session:
+        user = get_current_user(session, credentials)
+        row = _read_window(window_id, session, user)
+        path, identity, meta = _layer_file(session, row, layer)
+        return LayerSource(row, path, identity, meta, _classes(session, row, meta))
+
+
+class AccessCache:
+    """Checked read access of (key, window, layer) for ``ttl`` seconds, in one API process: a
+    map shows a window as dozens of tiles a second, and each would repeat the same key, window,
+    membership and dataset look-ups. Only granted access is kept; the layer's files are
+    stat-ed on every use, so a re-materialised layer is seen at once."""
+
+    def __init__(self, ttl: float, size: int = 4096):
+        self.ttl, self.size = ttl, size
+        self._entries: dict[tuple, tuple[float, LayerSource]] = {}
+
+    def get(self, key: tuple) -> LayerSource | None:
+        import time
+
+        from labeling.tiles import layer_identity, layer_info
+
+        entry = self._entries.get(key)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        src = entry[1]
+        identity = layer_identity(src.path)
+        if identity == src.identity:
+            return src
+        if identity[0] is None or identity[2] is None:  # gone: let the full check say so
+            self._entries.pop(key, None)
+            return None
+        fresh = LayerSource(
+            src.window, src.path, identity, layer_info(src.path, identity=identity[2]), src.classes
+        )
+        self._entries[key] = (entry[0], fresh)
+        return fresh
+
+    def put(self, key: tuple, src: LayerSource) -> None:
+        import time
+
+        if self.ttl <= 0:
+            return
+        if len(self._entries) >= self.size:
+            now = time.monotonic()
+            self._entries = {k: v for k, v in self._entries.items() if v[0] >= now}
+            if len(self._entries) >= self.size:
+                self._entries.clear()
+        self._entries[key] = (time.monotonic() + self.ttl, src)
+
+
+def _access_cache(request: Request) -> AccessCache:
+    state = request.app.state
+    cache = getattr(state, "tile_access", None)
+    if cache is None:
+        cache = state.tile_access = AccessCache(state.settings.tile_access_ttl_s)
+    return cache
+
+
+async def _layer_source(
     window_id: PathId,
     layer: str,
     t: int,
-    session: SessionDep,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> LayerSource:
-    """The caller (``api.deps.get_current_user``), the window they may read (``WindowRead``'s
-    check), and the layer's files and period ``t``: one dependency, so a tile costs one
-    threadpool hop before its cache look-up instead of three."""
-    user = get_current_user(session, credentials)
-    row = _read_window(window_id, session, user)
-    path, identity, meta = _layer_file(session, row, layer)
-    _period(meta, row, layer, t)
-    return LayerSource(row, path, identity, meta, _classes(session, row, meta))
+    """The layer a tile request may read and its period ``t``: from this process's
+    ``AccessCache`` when the same key read it within ``tile_access_ttl_s``, else checked in
+    the database (in the threadpool); so a cached tile costs no thread hop and no query."""
+    from starlette.concurrency import run_in_threadpool
+
+    access = _access_cache(request)
+    key = (credentials.credentials if credentials else None, window_id, layer)
+    src = access.get(key)
+    if src is None:
+        src = await run_in_threadpool(
+            _resolve, request.app.state.session_factory, window_id, layer, credentials
+        )
+        access.put(key, src)
+    _period(src.meta, src.window, layer, t)
+    return src
 
 
 LayerRead = Annotated[LayerSource, Depends(_layer_source)]

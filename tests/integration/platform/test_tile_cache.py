@@ -239,3 +239,30 @@ def test_prediction_tiles_are_cached_with_etags(served, settings):
     assert client.get(url, headers=ADMIN).headers["x-tile-cache"] == "hit"
     r = client.get(url, headers={**ADMIN, "If-None-Match": first.headers["etag"]})
     assert r.status_code == 304 and r.content == b""
+
+
+def test_checked_access_is_reused_for_its_ttl_and_no_longer(served, monkeypatch):
+    """A key's read access to a window layer is checked once per ``tile_access_ttl_s`` (the
+    process's AccessCache): a member removed meanwhile reads tiles until it runs out, then gets
+    403; with a ttl of 0 at once."""
+    import time
+
+    client, pid, w, (z, x, y) = served
+    uid, viewer = make_user(client, "vic", project_id=pid, role="viewer")
+    tile = f"/api/v1/tiles/{w['id']}/s2/1/{z}/{x}/{y}.png"
+    assert client.get(tile, headers=viewer).status_code == 200
+    r = client.delete(f"/api/v1/projects/{pid}/members/{uid}", headers=ADMIN)
+    assert r.status_code == 204
+    assert client.get(tile, headers=viewer).status_code == 200  # within the ttl (5 s)
+    now = time.monotonic()
+    monkeypatch.setattr(time, "monotonic", lambda: now + 6.0)
+    assert client.get(tile, headers=viewer).status_code == 403
+    monkeypatch.undo()
+
+    # ttl 0: every tile is checked in the database
+    client.app_state.settings.tile_access_ttl_s = 0
+    client.app_state.tile_access = None
+    client.put(f"/api/v1/projects/{pid}/members/{uid}", json={"role": "viewer"}, headers=ADMIN)
+    assert client.get(tile, headers=viewer).status_code == 200
+    client.delete(f"/api/v1/projects/{pid}/members/{uid}", headers=ADMIN)
+    assert client.get(tile, headers=viewer).status_code == 403
