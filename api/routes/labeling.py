@@ -35,6 +35,7 @@ from api.schemas.windows import (
     WindowPublic,
 )
 from labeling.models import Annotation, Assignment, Review, WindowRecord
+from labeling.services import annotation_edits as edits
 from labeling.services import annotations as svc
 from labeling.services import assignments, claims, reviews
 from labeling.services.errors import InvalidInputError
@@ -234,7 +235,7 @@ def merge_annotations(
     rows = [svc.get_annotation(session, annotation_id=i) for i in body.ids]
     for project_id in sorted({r.project_id for r in rows}):
         auth.require(session, user=user, project_id=project_id, permission="label")
-    merged = svc.merge_annotations(
+    merged = edits.merge_annotations(
         session,
         ids=body.ids,
         versions=body.versions,
@@ -256,7 +257,7 @@ def split_annotation(
 ) -> list[Annotation]:
     """Cut a polygon along ``line``: the largest part stays in this annotation, each other part
     becomes a new annotation of the same class (the kept one is first in the answer)."""
-    return svc.split_annotation(
+    return edits.split_annotation(
         session,
         annotation_id=row.id,
         version=_version(if_match, body.version),
