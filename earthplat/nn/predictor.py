@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from earthplat.nn.attention import Block, PackLayout
-from earthplat.nn.encoder import Encoder, EncoderOutput, _init_linear, token_encodings
+from earthplat.nn.encoder import Encoder, _init_linear
+from earthplat.nn.tokens import EncoderOutput, token_encodings
 
 
 @dataclass

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from earthplat.nn.encoder import Tokens
+from earthplat.nn.tokens import Tokens
 
 MaskFn = Callable[[Tokens, "MaskingConfig", torch.Generator], tuple[torch.Tensor, torch.Tensor]]
 MASKING_STRATEGIES: dict[str, MaskFn] = {}
