@@ -53,6 +53,8 @@ TILE_SIZE = 256
 class TileLayerPublic(BaseModel):
     name: str
     modality: str
+    categorical: bool
+    """A class map (labels, land cover): shown as an overlay over imagery, in class colours."""
     bands: list[str]
     periods: list[list[str]]
     """[start, end] of each period t (ISO)."""
@@ -312,6 +314,7 @@ def read_window_tiles(row: WindowRead, session: SessionDep, settings: SettingsDe
     """The window's materialised layers with their periods (dates, acquisitions, valid share),
     presets, version and tile/frame URLs, and its predictions."""
     from api.routes.predictions import prediction_layers
+    from earthplat.sensors import get_modality
     from labeling.tiles import (
         frame_geometry,
         layer_identity,
@@ -333,6 +336,7 @@ def read_window_tiles(row: WindowRead, session: SessionDep, settings: SettingsDe
             TileLayerPublic(
                 name=name,
                 modality=meta["modality"],
+                categorical=get_modality(meta["modality"]).categorical,
                 bands=meta["bands"],
                 periods=meta["periods"],
                 missing_periods=meta.get("missing_periods", []),

@@ -270,6 +270,13 @@ def test_a_window_opens_on_imagery_and_a_time_step_never_shows_another_steps_pix
     sign_in(page, platform, platform["keys"]["labeler"])
     open_window(page, platform, window)
     assert page.input_value(tid("layer-select")) == "s2", "opens on imagery, not the label map"
+    # the label layer is an overlay over the imagery, with an opacity, not a layer to open on
+    assert page.locator(f"{tid('layer-select')} option").all_inner_texts() == ["s2"]
+    page.select_option(tid("overlay-select"), "label")
+    page.wait_for_function("earthplat.overlay().state === 'ready'")
+    assert all("/label/" in u for u in page.evaluate("earthplat.overlay().requested"))
+    page.select_option(tid("overlay-select"), "")
+    assert page.is_disabled(tid("overlay-opacity"))
     page.wait_for_function("document.querySelector('.map').dataset.imagery === 'ready'")
     assert page.inner_text(tid("time-label")).startswith("t=1")
     assert "acquired 2019-09-18" in page.inner_text(tid("time-facts"))

@@ -1,7 +1,9 @@
-// Imagery controls of a window map: which materialised layer, which time step (slider; ← and →
-// too) and which composite preset, all from the API's tile metadata (GET /tiles/{window}). Each
-// step says what it shows: its period, the acquisition date(s) of its scenes and the share of
-// valid (cloud-free, covered) pixels. A second step can be compared with a swipe line.
+// Imagery controls of a window map: which materialised imagery layer, which time step (slider;
+// ← and → too) and which composite preset, all from the API's tile metadata (GET /tiles/
+// {window}). Each step says what it shows: its period, the acquisition date(s) of its scenes
+// and the share of valid (cloud-free, covered) pixels. A second step can be compared with a
+// swipe line. Class maps (label layers, land cover) are overlays with an opacity, never the
+// layer a window opens on.
 // Small windows are shown one image per step with the neighbouring steps fetched ahead.
 
 import { h } from "./ui.js";
@@ -71,7 +73,11 @@ export function imageryControls(info, winMap) {
     el.step = () => {};
     return el;
   }
-  const state = { layer: info.layers[0], t: 0, preset: "", compare: false, tb: 0 };
+  // class maps are overlays, unless the window has nothing else to show
+  const imageryLayers = info.layers.filter((l) => !l.categorical);
+  const base = imageryLayers.length ? imageryLayers : info.layers;
+  const overlays = imageryLayers.length ? info.layers.filter((l) => l.categorical) : [];
+  const state = { layer: base[0], t: 0, preset: "", compare: false, tb: 0, overlay: null };
   const layerSelect = h("select", { testid: "layer-select", "aria-label": "layer" });
   const presetSelect = h("select", { testid: "preset-select", "aria-label": "preset" });
   const slider = h("input", { type: "range", min: 0, step: 1, testid: "time-slider", "aria-label": "time step" });
@@ -80,7 +86,21 @@ export function imageryControls(info, winMap) {
   const compareBox = h("input", { type: "checkbox", testid: "compare-toggle" });
   const compareSelect = h("select", { testid: "compare-select", "aria-label": "compare with" });
   const swipe = h("input", { type: "range", min: 0, max: 100, value: 50, testid: "swipe", "aria-label": "swipe" });
-  for (const l of info.layers) layerSelect.append(h("option", { value: l.name }, l.name));
+  for (const l of base) layerSelect.append(h("option", { value: l.name }, l.name));
+  const overlaySelect = h(
+    "select",
+    { testid: "overlay-select", "aria-label": "overlay" },
+    h("option", { value: "" }, "none"),
+    overlays.map((l) => h("option", { value: l.name }, l.name)),
+  );
+  const overlayOpacity = h("input", {
+    type: "range",
+    min: 0,
+    max: 100,
+    value: 60,
+    testid: "overlay-opacity",
+    "aria-label": "overlay opacity",
+  });
 
   const periodText = (layer, t) => {
     const [start, end] = layer.periods[t] || ["", ""];
@@ -98,6 +118,19 @@ export function imageryControls(info, winMap) {
       .filter(Boolean);
     winMap.setImagery(stepOf(layer, t, state.preset), ahead);
     updateCompare();
+    updateOverlay();
+  }
+
+  /** The overlay's step: the imagery's t where it has one, else its own only period. */
+  function updateOverlay() {
+    const o = state.overlay;
+    overlayOpacity.disabled = !o;
+    if (!o) {
+      winMap.setOverlay(null);
+      return;
+    }
+    const t = Math.min(state.t, o.periods.length - 1);
+    winMap.setOverlay(stepOf(o, t, ""), Number(overlayOpacity.value) / 100);
   }
 
   function updateCompare() {
@@ -106,7 +139,7 @@ export function imageryControls(info, winMap) {
   }
 
   function selectLayer(name) {
-    state.layer = info.layers.find((l) => l.name === name) || info.layers[0];
+    state.layer = base.find((l) => l.name === name) || base[0];
     state.t = firstPresent(state.layer);
     state.preset = state.layer.presets[0] || "";
     presetSelect.replaceChildren(...state.layer.presets.map((p) => h("option", { value: p }, p)));
@@ -142,10 +175,14 @@ export function imageryControls(info, winMap) {
     updateCompare();
   });
   swipe.addEventListener("input", () => winMap.setSwipe(Number(swipe.value) / 100));
+  overlaySelect.addEventListener("change", () => {
+    state.overlay = overlays.find((l) => l.name === overlaySelect.value) || null;
+    updateOverlay();
+  });
+  overlayOpacity.addEventListener("input", updateOverlay);
   // open on imagery, never on a label map (labels and predictions are overlays)
-  const first = info.layers.find((l) => l.modality !== "label") || info.layers[0];
-  layerSelect.value = first.name;
-  selectLayer(first.name);
+  layerSelect.value = base[0].name;
+  selectLayer(base[0].name);
 
   const el = h(
     "div.imagery",
@@ -156,6 +193,9 @@ export function imageryControls(info, winMap) {
     h("div.hint", {}, facts),
     h("label", {}, compareBox, " Compare with ", compareSelect),
     h("label", {}, "Swipe ", swipe),
+    overlays.length
+      ? h("label", {}, "Overlay ", overlaySelect, " opacity ", overlayOpacity)
+      : null,
   );
   el.step = (delta) => {
     const n = state.layer.periods.length;

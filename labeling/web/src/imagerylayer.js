@@ -149,6 +149,9 @@ export function createImageryLayer({ onState, onLayer, zIndex = 0, className = "
     setVisible(v) {
       group.setVisible(v);
     },
+    setOpacity(o) {
+      group.setOpacity(o);
+    },
     /** The layer now drawing (for pixel reads), or null. */
     active: () => current,
   };

@@ -22,7 +22,17 @@ import { createImageryLayer, loadAuthorized } from "./imagerylayer.js";
 const GEOJSON = new GeoJSON({ dataProjection: "EPSG:4326", featureProjection: "EPSG:3857" });
 
 /** Map layers from the bottom up. */
-export const Z = { basemap: 0, context: 1, imagery: 2, compare: 3, prediction: 4, masks: 5, outline: 6, annotations: 7 };
+export const Z = {
+  basemap: 0,
+  context: 1,
+  imagery: 2,
+  compare: 3,
+  overlay: 4,
+  prediction: 5,
+  masks: 6,
+  outline: 7,
+  annotations: 8,
+};
 
 function loadTile(tile, src) {
   loadAuthorized(tile, src, () => tile.setState(TileState.ERROR));
@@ -110,6 +120,7 @@ export function createWindowMap(target, { window, classes, onImagery }) {
     className: "compare",
     onLayer: (layer) => clipRightOf(layer, map, () => swipe.fraction),
   });
+  const overlay = createImageryLayer({ zIndex: Z.overlay, className: "overlay" });
   const prediction = new TileLayer({ visible: false, opacity: 0.6, zIndex: Z.prediction });
   const annotationLayer = new VectorLayer({ source: annotations, style: styleFn, zIndex: Z.annotations });
   const map = new Map({
@@ -119,6 +130,7 @@ export function createWindowMap(target, { window, classes, onImagery }) {
       context,
       ...imagery.layers,
       ...compare.layers,
+      ...overlay.layers,
       prediction,
       new VectorLayer({
         source: outline,
@@ -132,6 +144,7 @@ export function createWindowMap(target, { window, classes, onImagery }) {
   map.on("rendercomplete", () => {
     imagery.settle();
     compare.settle();
+    overlay.settle();
   });
   map.getView().fit(outline.getExtent(), { padding: [24, 24, 24, 24] });
   // a handle for scripts and end-to-end tests: where a lon/lat is drawn, the imagery's state
@@ -141,6 +154,7 @@ export function createWindowMap(target, { window, classes, onImagery }) {
     pixelOf: (lonlat) => map.getPixelFromCoordinate(fromLonLat(lonlat)),
     imagery: () => ({ ...imagery.status, requested: [...imagery.status.requested] }),
     compare: () => ({ ...compare.status, requested: [...compare.status.requested] }),
+    overlay: () => ({ ...overlay.status, requested: [...overlay.status.requested] }),
     imageryPixel: (pixel) => {
       const data = imagery.active()?.getData(pixel);
       return data ? Array.from(data) : null;
@@ -163,6 +177,12 @@ export function createWindowMap(target, { window, classes, onImagery }) {
     setCompare(step) {
       compare.show(step);
       compare.setVisible(Boolean(step));
+    },
+    /** A class-map layer's step over the imagery (labels, land cover), or none (null). */
+    setOverlay(step, opacity = 0.6) {
+      overlay.show(step);
+      overlay.setVisible(Boolean(step));
+      overlay.setOpacity(opacity);
     },
     /** Where the swipe line is, as a fraction of the map's width. */
     setSwipe(fraction) {
