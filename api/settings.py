@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     """Folders (``os.pathsep``- or comma-separated) that the local files of sources must lie
     under: a STAC catalogue registered by path and the local asset hrefs inside it. Default:
     the data dir and the demo data dir (``allowed_source_roots``)."""
+    encoder_roots: str | None = None
+    """Folders (``os.pathsep``- or comma-separated) holding published OlmoEarth checkpoints
+    (one directory each, ``config.json`` + ``weights.pth``), searched after
+    ``DATA_DIR/encoders`` for ``GET /api/v1/encoders`` (``labeling.services.encoders``)."""
 
     tile_cache: bool = True
     """Keep rendered tiles and frames (``DATA_DIR/cache/tiles``, shared by every worker on the

@@ -16,6 +16,18 @@ sets; fp32; patch size 4):
             decode 0.5), encoder + predictor + frozen targets, patch discrimination (tau 0.1) +
             0.1 InfoNCE, backward, AdamW step
   train64   the same at 64x64 px (ours only unless --ref-train64: the reference needs ~12.5 GiB)
+
+Published weights (the same random weights in both implementations): a nano built by
+``olmoearth-pretrain-minimal`` (the main .venv's dev dependency; 9 modalities, MLP x4) from its
+own config classes, saved in the published layout (config.json + weights.pth), then loaded by
+``earthplat.nn.load_encoder`` ("pub-ours") and by the reference's ``load_model_from_path``
+("pub-ref"); encoder forward, S2 L2A only, no masking, fp32, 2 threads, fresh processes in
+alternating order:
+  pub3      Sentinel-2 in its three v1 band sets (10 m / 20 m / 60 m groups)
+  pub1      the same weights' config with all 12 Sentinel-2 bands in one band set (as the later
+            releases tokenize; they report 2.9x fewer MACs for Sentinel-2): a third of the tokens
+
+    python -m bench.olmoearth_compare --quick   # only pub3/pub1 at 32x32 px, T=4, batch 2, once
 """
 
 from __future__ import annotations
@@ -166,6 +178,176 @@ def _reference(case: str, iters: int, fast_pass: bool = False) -> dict:
     return _time(step, iters, size)
 
 
+# --- published weights: the same random nano in both implementations ---------------------------
+PUB_CASES = {"pub3": False, "pub1": True}
+"""case -> whether Sentinel-2 is one band set."""
+ENCODED = ("sentinel2_l2a", "sentinel1", "landsat")
+"""What the v1 family encodes (its config records the rest as decode-only, as published)."""
+PUB_FULL, PUB_QUICK = (64, 12, 8), (32, 4, 2)
+"""(pixels, time steps, batch) of the pub cases, full and --quick."""
+
+
+def write_published(root: Path) -> dict[str, str]:
+    """The two checkpoints (three and one S2 band sets) in the published layout, built by the
+    reference from its own config classes with seeded random weights."""
+    sys.path.insert(0, str(REPO))
+    from tests.integration import olmoearth_ref as R
+
+    out = {}
+    for case, one_set in PUB_CASES.items():
+        config, model = R.reference_model("nano", band_groups=R.S2_ONE_SET if one_set else None)
+        decode_only = [m for m in R.V1_MODALITIES if m not in ENCODED]
+        out[case] = str(R.save_published(config, model, root / case, only_decode=decode_only))
+    return out
+
+
+def _published_inputs(quick: bool):
+    """[B, H, W, T, C] S2 L2A values in the reference's band order, timestamps [B, T, 3]."""
+    import torch
+    from olmoearth_pretrain_minimal.olmoearth_pretrain_v1.utils.constants import Modality
+
+    size, t, b = PUB_QUICK if quick else PUB_FULL
+    g = torch.Generator().manual_seed(0)
+    bands = list(Modality.SENTINEL2_L2A.band_order)
+    x = torch.randn(b, size, size, t, len(bands), generator=g)
+    stamps = torch.tensor([[[15, m % 12, 2022] for m in range(t)]] * b)
+    return x, stamps, bands
+
+
+def _published_time(step, iters: int, tokens: int, batch: int) -> dict:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    _register_cpu_attention_flops()
+    counter = FlopCounterMode(display=False)
+    with counter:  # the warm-up step also counts the FLOPs
+        step()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    secs = statistics.median(times)
+    return {
+        "seconds": secs,
+        "tokens_per_sample": tokens,
+        "tokens_per_s": batch * tokens / secs,
+        "samples_per_s": batch / secs,
+        "gflop": counter.get_total_flops() / 1e9,
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+    }
+
+
+def _published(impl: str, case: str, iters: int, quick: bool) -> dict:
+    """One forward measurement of the published checkpoint ``case`` by ``impl``."""
+    import torch
+
+    torch.set_num_threads(2)
+    path = json.loads(os.environ["EARTHPLAT_BENCH_PUBLISHED"])[case]
+    x, stamps, bands = _published_inputs(quick)
+    b, size, _, t, _ = x.shape
+    sets = 1 if PUB_CASES[case] else 3
+    tokens = (size // P) ** 2 * t * sets
+    if impl == "pub-ours":
+        from earthplat.batch import ModalityInput
+        from earthplat.nn import load_encoder
+
+        encoder = load_encoder(path).eval()
+        data = x.permute(0, 3, 4, 1, 2).contiguous()  # [B, T, C, H, W]
+        valid = torch.ones(b, t, size, size, dtype=torch.bool)
+        inputs = {"sentinel2_l2a": ModalityInput(data, valid, stamps, tuple(bands))}
+
+        def step():
+            with torch.no_grad():
+                encoder(inputs, patch_size=P)
+    else:
+        from olmoearth_pretrain_minimal.olmoearth_pretrain_v1.utils.datatypes import (
+            MaskedOlmoEarthSample,
+        )
+
+        from tests.integration import olmoearth_ref as R
+
+        # the reference's own builder, then the saved tensors (its load_model_from_path cannot
+        # rebuild a config.json holding a tokenization override: 0.1.5 writes a private field
+        # into it that its reader refuses)
+        _, model = R.reference_model("nano", band_groups=R.S2_ONE_SET if sets == 1 else None)
+        state = torch.load(Path(path) / "weights.pth", map_location="cpu", weights_only=True)
+        model.load_state_dict(state, strict=True)
+        model.eval()
+        sample = MaskedOlmoEarthSample(
+            timestamps=stamps,
+            sentinel2_l2a=x,
+            sentinel2_l2a_mask=torch.zeros(b, size, size, t, sets, dtype=torch.long),
+        )
+
+        def step():
+            with torch.no_grad():
+                model.encoder(sample, patch_size=P, input_res=10)
+
+    return _published_time(step, iters, tokens, b)
+
+
+def run_published(repeats: int, iters: int, quick: bool, env: dict) -> dict:
+    """Every (impl, pub case) ``repeats`` times, each in a fresh process, alternating order."""
+    import tempfile
+
+    runs: dict[tuple[str, str], list[dict]] = {}
+    with tempfile.TemporaryDirectory(prefix="olmoearth_bench_") as tmp:
+        env = {**env, "EARTHPLAT_BENCH_PUBLISHED": json.dumps(write_published(Path(tmp)))}
+        order = [(impl, case) for case in PUB_CASES for impl in ("pub-ours", "pub-ref")]
+        for r in range(repeats):
+            for impl, case in order if r % 2 == 0 else order[::-1]:
+                cmd = [sys.executable, "-m", "bench.olmoearth_compare", "--worker", impl, case]
+                cmd += ["--iters", str(iters)] + (["--quick"] if quick else [])
+                result = run_worker(cmd, env, REPO, f"{impl} {case}")
+                runs.setdefault((impl, case), []).append(result)
+                print(impl, case, json.dumps(result), flush=True)
+    return runs
+
+
+def published_lines(runs: dict, quick: bool) -> list[str]:
+    """The table of the pub cases and the two ratios (ours / reference; one / three sets)."""
+
+    def med(impl, case, key):
+        vals = [r[key] for r in runs.get((impl, case), [])]
+        return statistics.median(vals) if vals else float("nan")
+
+    size, t, b = PUB_QUICK if quick else PUB_FULL
+    repeats = max(len(v) for v in runs.values())
+    lines = [
+        f"Published layout, the same random nano weights in both (olmoearth-pretrain-minimal "
+        f"builds and saves them): encoder forward, S2 L2A {size}x{size} px, T={t}, batch {b}, "
+        f"patch {P}, fp32, 2 threads; median of {repeats} runs (alternating, fresh processes)"
+        + (" -- QUICK (smoke sizes, not a measurement)" if quick else ""),
+        "",
+        "| case | impl | S2 band sets | tokens/sample | tokens/s | samples/s | GFLOP/sample "
+        "| peak RSS GiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for case, one_set in PUB_CASES.items():
+        for impl in ("pub-ours", "pub-ref"):
+            if (impl, case) not in runs:
+                continue
+            lines.append(
+                f"| {case} | {impl} | {1 if one_set else 3} | "
+                f"{med(impl, case, 'tokens_per_sample'):,.0f} | "
+                f"{med(impl, case, 'tokens_per_s'):,.0f} | {med(impl, case, 'samples_per_s'):.2f} "
+                f"| {med(impl, case, 'gflop') / b:.3f} | {med(impl, case, 'peak_rss_gib'):.2f} |"
+            )
+    lines.append("")
+    for case in PUB_CASES:
+        speed = med("pub-ours", case, "tokens_per_s") / med("pub-ref", case, "tokens_per_s")
+        mem = med("pub-ours", case, "peak_rss_gib") / med("pub-ref", case, "peak_rss_gib")
+        lines.append(f"{case}: ours / reference tokens/s {speed:.2f}x, peak RSS {mem:.2f}x")
+    for impl in ("pub-ours", "pub-ref"):
+        fewer = med(impl, "pub3", "gflop") / med(impl, "pub1", "gflop")
+        faster = med(impl, "pub1", "samples_per_s") / med(impl, "pub3", "samples_per_s")
+        lines.append(
+            f"{impl}: one S2 band set instead of three: {fewer:.2f}x fewer FLOPs, "
+            f"{faster:.2f}x samples/s (the later releases report 2.9x fewer MACs)"
+        )
+    return lines
+
+
 def _register_cpu_attention_flops() -> None:
     """FlopCounterMode knows the CUDA SDPA kernels but not the CPU flash kernel; without this
     the attention (most of the work at 9,216 tokens) would count as zero."""
@@ -229,8 +411,10 @@ def _profile(case: str) -> str:
     return _ours(case, 1, measure)
 
 
-def worker(impl: str, case: str, iters: int) -> None:
-    if impl == "ours":
+def worker(impl: str, case: str, iters: int, quick: bool = False) -> None:
+    if impl.startswith("pub-"):
+        result = _published(impl, case, iters, quick)
+    elif impl == "ours":
         result = _ours(case, iters)
     else:
         result = _reference(case, iters, fast_pass=impl == "ref-fast")
@@ -246,15 +430,15 @@ def main() -> None:
     p.add_argument("--worker", nargs=2, metavar=("IMPL", "CASE"))
     p.add_argument("--out", default=str(REPO / "bench/results/olmoearth_compare.md"))
     p.add_argument("--from-log", help="rebuild the table from a previous run's printed lines")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="only the published-weights rows at smoke sizes, once (writes ..._quick.md)",
+    )
     args = p.parse_args()
     if args.worker:
-        worker(*args.worker, args.iters)
+        worker(*args.worker, args.iters, args.quick)
         return
-    if args.from_log:
-        report(parse_log(Path(args.from_log).read_text()), args.out)
-        return
-    if not Path(args.python_ref).exists():
-        raise SystemExit(f"{args.python_ref} not found: run `make bench-env` first")
     env = {
         **os.environ,
         "OMP_NUM_THREADS": "2",
@@ -262,6 +446,15 @@ def main() -> None:
         "PYTHONPATH": str(REPO),
         "PYTHONWARNINGS": "ignore",
     }
+    if args.quick:
+        out = args.out.replace(".md", "_quick.md")
+        publish(published_lines(run_published(1, 1, True, env), True), out)
+        return
+    if args.from_log:
+        report(parse_log(Path(args.from_log).read_text()), args.out)
+        return
+    if not Path(args.python_ref).exists():
+        raise SystemExit(f"{args.python_ref} not found: run `make bench-env` first")
     pythons = {"ours": sys.executable, "ref": args.python_ref, "ref-fast": args.python_ref}
     runs: dict[tuple[str, str], list[dict]] = {}
     for r in range(args.repeats):
@@ -274,7 +467,8 @@ def main() -> None:
                 result = run_worker([*cmd, "--iters", str(args.iters)], env, REPO, f"{impl} {case}")
                 runs.setdefault((impl, case), []).append(result)
                 print(impl, case, json.dumps(runs[(impl, case)][-1]), flush=True)
-    report(runs, args.out)
+    published = run_published(args.repeats, args.iters, False, env)
+    report(runs, args.out, published_lines(published, False))
 
 
 def parse_log(text: str) -> dict[tuple[str, str], list[dict]]:
@@ -289,7 +483,7 @@ def parse_log(text: str) -> dict[tuple[str, str], list[dict]]:
     return runs
 
 
-def report(runs: dict[tuple[str, str], list[dict]], out: str) -> None:
+def report(runs: dict[tuple[str, str], list[dict]], out: str, extra: list[str] = ()) -> None:
     import torch
 
     from earthplat.traincore.flops import cpu_peak_flops
@@ -336,6 +530,8 @@ def report(runs: dict[tuple[str, str], list[dict]], out: str) -> None:
         _profile("train32"),
         "```",
     ]
+    if extra:
+        lines += ["", *extra]
     publish(lines, out)
 
 

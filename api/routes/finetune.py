@@ -1,8 +1,10 @@
 """Planning a fine-tune: the encoders it can start from, and how long its training will take.
 
-``GET /encoders`` lists the encoder presets (asked of ``earthplat.nn.registry``, never copied)
-and the registered models whose export holds an earthplat encoder; an item's ``id`` is what
-the ``finetune`` job's ``encoder`` field takes. ``GET /projects/ID/finetune/estimate`` turns
+``GET /encoders`` lists the encoder presets (asked of ``earthplat.nn.registry``, never copied),
+the registered models whose export holds an earthplat encoder and the published OlmoEarth
+checkpoints under the data dir (``DATA_DIR/encoders/NAME``; those that do not load are listed
+with their error, ``usable: false``); an item's ``id`` is what the ``finetune`` job's
+``encoder`` field takes. ``GET /projects/ID/finetune/estimate`` turns
 the throughput the platform's finished fine-tunes measured (``api.jobs.throughput``) into
 seconds for a planned run.
 """
@@ -16,34 +18,13 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from api import auth
-from api.deps import MAX_ID, CurrentUser, PathId, SessionDep
+from api.deps import MAX_ID, CurrentUser, PathId, SessionDep, SettingsDep
 from api.jobs import throughput
+from api.schemas.encoders import EncoderPublic
 from labeling.models import Project, ProjectMember
 from labeling.services import encoders
 
 router = APIRouter(tags=["fine-tuning"])
-
-
-class EncoderPublic(BaseModel):
-    id: str
-    """``preset:NAME`` or ``model:ID``: the ``finetune`` job's ``encoder`` value."""
-    name: str
-    kind: str
-    """``preset`` (a named size, random init) or ``export`` (a registered model's encoder)."""
-    modalities: list[str]
-    """Modalities it has a patch projection for (a preset: the project's sensors, else its
-    default modalities; a model: those it was trained with)."""
-    params: int
-    """Parameters of the encoder with those modalities."""
-    embed_dim: int
-    depth: int
-    num_heads: int
-    model_id: int | None = None
-    project_id: int | None = None
-    task_type: str | None = None
-    base_encoder: str | None = None
-    """What the model's own encoder started from."""
-    created_at: str | None = None
 
 
 class EstimatePublic(BaseModel):
@@ -59,12 +40,13 @@ class EstimatePublic(BaseModel):
 @router.get("/encoders", response_model=list[EncoderPublic])
 def list_encoders(
     session: SessionDep,
+    settings: SettingsDep,
     user: CurrentUser,
     project_id: int | None = Query(None, ge=1, le=MAX_ID),
 ) -> list[dict[str, Any]]:
     """Encoders a fine-tune can start from: every preset, then the registered models (of the
     project and project-less ones; without ``project_id``, of every project the caller reads)
-    that hold an earthplat encoder."""
+    that hold an earthplat encoder, then the published checkpoints of the encoder roots."""
     if project_id is not None:
         auth.require(session, user=user, project_id=project_id, permission="read")
         sensors = list(session.get(Project, project_id).sensors or [])
@@ -76,7 +58,8 @@ def list_encoders(
             query = select(ProjectMember.project_id).where(ProjectMember.user_id == user.id)
             ids = list(session.scalars(query))
     presets = encoders.preset_encoders(sensors or None)
-    return presets + encoders.model_encoders(session, project_ids=ids)
+    models = encoders.model_encoders(session, project_ids=ids)
+    return presets + models + encoders.published_encoders(encoders.roots_of(settings))
 
 
 @router.get("/projects/{project_id}/finetune/estimate", response_model=EstimatePublic)
@@ -84,7 +67,9 @@ def estimate_finetune(
     project_id: PathId,
     session: SessionDep,
     user: CurrentUser,
-    encoder: str = Query(pattern=encoders.ENCODER_ID, description="preset:NAME or model:ID"),
+    encoder: str = Query(
+        pattern=encoders.ENCODER_ID, description="preset:NAME, model:ID or olmoearth:NAME"
+    ),
     steps: int = Query(ge=1, le=10_000_000),
     batch_size: int = Query(ge=1, le=65_536),
 ) -> dict[str, Any]:

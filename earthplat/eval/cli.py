@@ -2,6 +2,8 @@
 
     earthplat evaluate --model random:nano --benchmarks eurosat,sen1floods11_water \
         --protocols knn,linear,finetune --out eval/nano_random
+    earthplat evaluate --model olmoearth:weights/OlmoEarth-v1-Nano --benchmarks eurosat \
+        --extra_inputs sentinel2_l1c --out eval/olmoearth_nano   # L1C for its L2A projections
 
 Importing this module does not import torch.
 """
@@ -31,6 +33,7 @@ def evaluate(
     batch_size: int = 32,
     finetune_steps: int | None = None,
     plots: bool = True,
+    extra_inputs: list[str] | None = None,
 ) -> dict:
     """Evaluate a model on named benchmarks or on your own labelled datasets.
 
@@ -65,6 +68,12 @@ def evaluate(
         batch_size: Windows per encoder batch.
         finetune_steps: Override the fine-tune configs' max_steps.
         plots: Write the confusion-matrix and prediction PNGs.
+        extra_inputs: Modalities to encode although the weights were not trained on them
+            (the encoder's extra_inputs), e.g. sentinel2_l1c for published OlmoEarth weights,
+            trained on L2A, on the L1C benchmarks: L1C then runs through the L2A projections,
+            which lowers accuracy against the published numbers. Recorded in results.json
+            (settings.extra_inputs). Only for trained weights (olmoearth:PATH, an encoder
+            export).
     """
     import json
     from pathlib import Path
@@ -82,6 +91,7 @@ def evaluate(
         probe = LinearProbeConfig(weight_decays=tuple(weight_decays), seed=seed)
     overrides = {"trainer.max_steps": finetune_steps} if finetune_steps else None
     chosen: str | list = benchmarks or "eurosat"
+    subject = _with_extra_inputs(model, extra_inputs) if extra_inputs else model
     if train:
         from earthplat.eval.custom import dataset_benchmark
 
@@ -100,7 +110,7 @@ def evaluate(
             )
         ]
     report = evaluate_model(
-        model,
+        subject,
         chosen,
         protocols,
         out,
@@ -116,7 +126,30 @@ def evaluate(
         finetune_overrides=overrides,
         plots=plots,
     )
+    if extra_inputs:  # said in the results, beside the encoder config that holds them too
+        report.settings["extra_inputs"] = list(subject.encoder.config.extra_inputs)
+        report.settings["extra_inputs_note"] = (
+            "modalities encoded although the weights were not trained on them: numbers are not "
+            "comparable with ones measured on the trained inputs"
+        )
+        report.write(out)
     summary = {f"{r.benchmark}/{r.protocol}/{r.primary}": round(r.value, 4) for r in report.results}
     print(json.dumps(summary, indent=2))
     print(f"wrote {out}/results.md and {out}/results.json")
     return summary
+
+
+def _with_extra_inputs(model: str, extra_inputs: list[str]):
+    """The ``Embedder`` of trained weights (``olmoearth:PATH``, a published directory or an
+    encoder export) that also encodes ``extra_inputs``."""
+    from earthplat.errors import EarthplatError
+    from earthplat.eval.embeddings import Embedder
+    from earthplat.nn.export import load_encoder
+
+    if model.startswith("random:"):
+        raise EarthplatError(
+            "--extra_inputs is for trained weights (olmoearth:PATH or an encoder export); a "
+            "random:<preset> encoder already encodes the benchmarks' inputs"
+        )
+    encoder = load_encoder(model.removeprefix("olmoearth:"), extra_inputs=tuple(extra_inputs))
+    return Embedder(encoder.eval(), model)

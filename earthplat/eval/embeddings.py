@@ -38,7 +38,10 @@ class Embedder:
 
     @property
     def modalities(self) -> tuple[str, ...]:
-        return tuple(self.encoder.config.modalities)
+        """What the encoder is fed: its modalities and those it accepts on request
+        (``EncoderConfig.extra_inputs``: L1C samples for published L2A weights)."""
+        config = self.encoder.config
+        return tuple(dict.fromkeys([*config.modalities, *getattr(config, "extra_inputs", ())]))
 
 
 def _encoder_in(module: torch.nn.Module) -> torch.nn.Module:
@@ -122,7 +125,9 @@ def model_inputs(samples: list[Sample], modalities: tuple[str, ...]) -> dict:
     if not present:
         raise EarthplatError(
             f"the samples ({', '.join(samples[0].modalities)}) share no modality with the "
-            f"encoder ({', '.join(modalities)})"
+            f"encoder ({', '.join(modalities)}); if the weights were trained on another product "
+            "of the samples' sensor (published OlmoEarth weights: L2A), accept the samples' "
+            "with --extra_inputs (earthplat evaluate), which lowers accuracy"
         )
     trimmed = [Sample(s.window, {m: s.modalities[m] for m in present}) for s in samples]
     return to_model_inputs(collate(trimmed))

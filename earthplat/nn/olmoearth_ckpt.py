@@ -266,20 +266,76 @@ def load_published(
     return encoder.to(map_location).eval()
 
 
+def release_of(enc: dict) -> str:
+    """The release an encoder config belongs to, from what it uses: the v1.3 attention pooler,
+    the RoPE of v1.2, band-set overrides or per-pixel MLPs of v1.1, else v1."""
+    if enc.get("attention_pooler_config") is not None:
+        return "v1.3"
+    if (enc.get("spatial_pos_encoding") or enc.get("position_encoding", "absolute")) != "absolute":
+        return "v1.2"
+    overrides = (enc.get("tokenization_config") or {}).get("overrides") or {}
+    return "v1.1" if overrides or enc.get("patch_embed_hidden_sizes") else "v1"
+
+
 def describe_published(path: str | Path) -> dict[str, Any]:
     """Name, version, modalities and size of a published checkpoint, from its config and file
-    sizes only (no tensor is read): what the platform's encoder registry lists."""
+    sizes only (no tensor is read)."""
     root = Path(path)
-    enc = read_config(root)["model"]["encoder_config"]
-    overrides = (enc.get("tokenization_config") or {}).get("overrides") or {}
+    cfg = read_config(root)
+    enc = cfg["model"]["encoder_config"]
     return {
         "name": root.name,
-        "version": "v1.1+" if overrides or enc.get("patch_embed_hidden_sizes") else "v1",
-        "modalities": list(encoder_inputs_of(read_config(root))),
+        "version": release_of(enc),
+        "modalities": list(encoder_inputs_of(cfg)),
         "embed_dim": int(enc["embedding_size"]),
         "depth": int(enc["depth"]),
+        "num_heads": int(enc["num_heads"]),
         "size_bytes": (root / WEIGHTS).stat().st_size,
     }
+
+
+def inspect_published(path: str | Path) -> dict[str, Any]:
+    """``describe_published`` plus ``params``, after checking that the checkpoint loads: the
+    config is one our encoder expresses and every tensor of ``weights.pth`` has its place and
+    shape (``EarthplatError`` otherwise). Cheap even for Large: the weights are memory-mapped
+    (no tensor data is read) and only a one-block encoder is built, whose block shapes stand
+    for every block (they are identical)."""
+    from dataclasses import replace
+
+    root = Path(path)
+    for name in (CONFIG, WEIGHTS):
+        if not (root / name).is_file():
+            raise EarthplatError(
+                f"{root} holds no {name} (the published layout is {CONFIG} + {WEIGHTS})"
+            )
+    facts = describe_published(root)
+    config = encoder_config_from_published(read_config(root))
+    small = replace(config, depth=1).build()
+    small.config = config  # state_from_published walks every block of the real depth
+    expected = {}
+    for key, value in small.state_dict().items():
+        if key.startswith("blocks.0."):
+            for i in range(config.depth):
+                expected[f"blocks.{i}." + key[len("blocks.0.") :]] = tuple(value.shape)
+        else:
+            expected[key] = tuple(value.shape)
+    try:
+        state = torch.load(root / WEIGHTS, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError:  # a legacy (non-zip) file cannot be memory-mapped
+        state = torch.load(root / WEIGHTS, map_location="cpu", weights_only=True)
+    mapped = state_from_published(state, small)
+    wrong = [
+        f"{k} {tuple(v.shape)} (the config implies {expected[k]})"
+        for k, v in mapped.items()
+        if k in expected and tuple(v.shape) != expected[k]
+    ]
+    missing = sorted(set(expected) - set(mapped))
+    if wrong or missing:
+        raise EarthplatError(
+            f"{root / WEIGHTS} does not match its {CONFIG}: "
+            + "; ".join(wrong[:3] + [f"no tensor for {k}" for k in missing[:3]])
+        )
+    return {**facts, "params": sum(math.prod(shape) for shape in expected.values())}
 
 
 # --- writing ---------------------------------------------------------------------------------

@@ -8,8 +8,11 @@ Payload::
          # ("trainer.checkpoint.monitor": "val/miou" exports the best validation checkpoint)
      "statuses": ["accepted"],                       # windows whose annotations are used
      "dataset": "default", "layers": null,           # imagery layers to train on (default all)
-     "encoder": "preset:nano" | "model:ID",          # what the encoder starts from (default:
-         # the config's backbone); model:ID loads that registered model's encoder, its parent
+     "encoder": "preset:nano" | "model:ID" | "olmoearth:NAME",  # what the encoder starts from
+         # (default: the config's backbone); model:ID loads that registered model's encoder,
+         # its parent; olmoearth:NAME the published checkpoint DATA_DIR/encoders/NAME (backbone
+         # olmoearth; "model.backbone.extra_inputs": ["sentinel2_l1c"] in overrides accepts L1C
+         # imagery for its L2A projections, recorded in the model's config)
      "name": "model name"}                           # default: PROJECT-jobID
 
 Steps (each one resumable, so a reclaimed job continues instead of starting over):
@@ -195,6 +198,24 @@ def _parent(ctx: JobContext, encoder: str | None) -> tuple[int | None, str | Non
         return entry.id, entry.model_dir
 
 
+def _published(ctx: JobContext, encoder: str | None) -> str | None:
+    """The checkpoint directory of an ``olmoearth:NAME`` encoder, else ``None``; a name that is
+    gone or no longer loads fails the job, naming why."""
+    from labeling.services.encoders import encoder_roots, parse_encoder, published_checkpoint
+    from labeling.services.errors import InvalidInputError
+
+    if encoder is None:
+        return None
+    kind, value = parse_encoder(encoder)
+    if kind != "olmoearth":
+        return None
+    extra = getattr(ctx.settings, "encoder_roots", None) if ctx.settings is not None else None
+    try:
+        return str(published_checkpoint(str(value), encoder_roots(ctx.data_dir, extra)))
+    except InvalidInputError as e:
+        raise PermanentJobError(f"{e} ({e.fix})" if e.fix else str(e)) from None
+
+
 def _window_ids(ctx: JobContext, names: list[str]) -> list[int]:
     """Ids of the dataset's windows named ``names``."""
     from sqlalchemy import select
@@ -236,7 +257,8 @@ def run(ctx: JobContext) -> dict[str, Any]:
     if params.encoder:
         from labeling.services.encoders import apply_encoder
 
-        apply_encoder(cfg, params.encoder, model_dir=parent_dir)
+        checkpoint = _published(ctx, params.encoder)
+        apply_encoder(cfg, params.encoder, model_dir=parent_dir, checkpoint=checkpoint)
     data = {
         "data.config.path": str(export_dir),
         "data.config.task": task,

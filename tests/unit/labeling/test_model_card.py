@@ -82,4 +82,4 @@ def test_apply_encoder_replaces_the_backbone_but_keeps_how_it_trains() -> None:
     assert encoder_of(cfg, parent_id=4) == "model:4"
     with pytest.raises(InvalidInputError, match="not an encoder id") as err:
         parse_encoder("nano")
-    assert "preset:NAME or model:ID" in err.value.fix
+    assert "preset:NAME, model:ID or olmoearth:NAME" in err.value.fix

@@ -35,7 +35,16 @@ function finetuneForm(ctx) {
     "select",
     { testid: "ft-encoder" },
     encoders.map((e) =>
-      h("option", { value: e.id }, e.kind === "preset" ? `preset ${e.name}` : `${e.name} (registered)`),
+      e.kind === "olmoearth"
+        ? // a published checkpoint: release and licence; one that does not load is shown, not offered
+          h(
+            "option",
+            { value: e.id, disabled: e.usable === false, title: e.error || "" },
+            e.usable === false
+              ? `${e.name} (published; does not load: ${e.error})`
+              : `${e.name} (OlmoEarth ${e.version}, licence: ${e.licence})`,
+          )
+        : h("option", { value: e.id }, e.kind === "preset" ? `preset ${e.name}` : `${e.name} (registered)`),
     ),
   );
   const layerBoxes = layers.map((name) =>
