@@ -22,6 +22,8 @@ every tile rendered, the behaviour before the cache) and **ours** = the cache on
 - ``cached@50``: 50 clients each requesting the 24 tiles of one view round-robin (pre-warmed);
   p50/p95/p99 and tiles/s. Target: p99 < 50 ms and >= 500 tiles/s.
 - ``cold@50``: 50 clients requesting tiles never rendered before (each once). Target p50 < 40 ms.
+- ``cold, one client``: one client asking for never-rendered tiles one after another (what a
+  tile's render costs when the server is not queueing 50 of them on 2 cores).
 - ``304@50``: as ``cached@50`` with ``If-None-Match`` (what a browser revalidating sends).
 - ``slider cold`` / ``slider cached``: one client asks for the 24 distinct tiles of one time
   step at once over 6 connections (a browser's per-host limit); time until all are in.
@@ -268,6 +270,8 @@ TILE_ZOOM = 18
 PRESETS = ("true_color", "false_color", "swir", "gray")
 VIEW = 24
 """Tiles of one view of the map (a slider step)."""
+COLD_ONE = 40
+"""Never-rendered tiles one client asks for one after another (a tile's own render time)."""
 BROWSER_CONNECTIONS = 6
 """A browser's HTTP/1.1 connections per host."""
 
@@ -364,7 +368,7 @@ def run_tiles(url: str, data_dir: Path, setup: dict, args) -> list[dict]:
     pool = tile_pool(setup["tiles"])
     random.Random(0).shuffle(pool)
     view, pool = pool[:VIEW], pool[VIEW:]
-    need = 2 * (args.cold_tiles + 2 * VIEW)
+    need = 2 * (args.cold_tiles + COLD_ONE + 2 * VIEW)
     if len(pool) < need:
         raise RuntimeError(f"only {len(pool)} distinct tiles; --cold-tiles needs {need}")
     keys, clients = setup["keys"], 50
@@ -374,8 +378,10 @@ def run_tiles(url: str, data_dir: Path, setup: dict, args) -> list[dict]:
         env = {"EARTHPLAT_TILE_CACHE": cache}
         with server(url, data_dir, workers=args.workers, env_extra=env) as base:
             cold, pool = pool[: args.cold_tiles], pool[args.cold_tiles :]
+            cold_one, pool = pool[:COLD_ONE], pool[COLD_ONE:]
             slider_cold, pool = pool[:VIEW], pool[VIEW:]
             result = {"config": name}
+            result["cold_one"] = fetch_all(base, keys[:1], [cold_one])
             result["slider_cold_s"] = slider_step(base, keys[0], slider_cold)
             result["cold"] = fetch_all(base, keys, [cold[i::clients] for i in range(clients)])
             slider_step(base, keys[0], view)  # warm the view (ours: now cached)
@@ -401,9 +407,9 @@ def tile_table(backend: str, rows: list[dict], workers: int) -> list[str]:
         f"**{backend}**, {workers} uvicorn worker process(es), 50 clients:",
         "",
         "| configuration | cached p50 / p95 / p99 (ms) | cached tiles/s | 304 p50 / p99 (ms) "
-        "| cold p50 / p99 (ms) | cold tiles/s | slider step cold (s) | slider step cached (s) "
-        "| errors |",
-        "|---|---|---:|---|---|---:|---:|---:|---:|",
+        "| cold p50 / p99 (ms) | cold tiles/s | cold, one client p50 (ms) "
+        "| slider step cold (s) | slider step cached (s) | errors |",
+        "|---|---|---:|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         c, k, nm = r["cached"], r["cold"], r["not_modified"]
@@ -411,8 +417,9 @@ def tile_table(backend: str, rows: list[dict], workers: int) -> list[str]:
             f"| {r['config']} | {c['p50_ms']:.1f} / {c['p95_ms']:.1f} / {c['p99_ms']:.1f} | "
             f"{c['rps']:.0f} | {nm['p50_ms']:.1f} / {nm['p99_ms']:.1f} | "
             f"{k['p50_ms']:.1f} / {k['p99_ms']:.1f} | {k['rps']:.0f} | "
+            f"{r['cold_one']['p50_ms']:.1f} | "
             f"{r['slider_cold_s']:.2f} | {r['slider_cached_s']:.2f} | "
-            f"{c['errors'] + k['errors'] + nm['errors']} |"
+            f"{c['errors'] + k['errors'] + nm['errors'] + r['cold_one']['errors']} |"
         )
     return out
 
