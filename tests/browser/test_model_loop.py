@@ -396,9 +396,7 @@ def test_the_model_loop_in_the_browser(page, loop):
     picks.first.check()
     page.click(tid("similar-queue"))
     # the notice of this action, not one still showing from an earlier one
-    page.wait_for_function(
-        "document.getElementById('notice').innerText.includes('to your queue')"
-    )
+    page.wait_for_function("document.getElementById('notice').innerText.includes('to your queue')")
     queue = client.get(
         f"/api/v1/projects/{pid}/assignments?user_id={loop['users']['labeler']}", headers=ADMIN
     ).json()
