@@ -29,8 +29,9 @@ integer, and per-source positions (``source_positions``) follow from it: the sta
 
 Documents: tokens carry their document boundaries (each document ends with EOS), and
 ``sequence_with_documents`` returns per-token document ids and ``cu_seqlens`` for attention that
-does not cross documents. olmo_lm's attention masks left padding only, so training does not
-use them yet (OLMo 2 trains across document boundaries too; Olmo 3 masks them).
+does not cross documents; with ``documents=True`` a dataset's items are ``{"input_ids",
+"doc_ids"}`` dicts, which pretraining feeds to the model's document masking
+(``--data.document_masking``; OLMo 2 trains across document boundaries, Olmo 3 masks them).
 """
 
 from __future__ import annotations
@@ -194,8 +195,12 @@ def _period_counts(shares: list[float], period: int, names: list[str]) -> list[i
 class MixtureDataset(Dataset):
     """Instance ``i`` of a mixture (any ``i >= 0``: epochs continue the same stream)."""
 
-    def __init__(self, config: MixtureConfig, seq_len: int, seed: int = 0) -> None:
+    def __init__(
+        self, config: MixtureConfig, seq_len: int, seed: int = 0, *, documents: bool = False
+    ) -> None:
+        """``documents``: items are ``{"input_ids", "doc_ids"}`` (document masking)."""
         self.config, self.seq_len, self.seed = config, seq_len, seed
+        self.documents = documents
         self.sources = [SourceSequences(s.paths, seq_len, s.name) for s in config.sources]
         hashes = {s.tokenizer_sha256 for s in self.sources}
         if len(hashes) > 1:
@@ -234,9 +239,12 @@ class MixtureDataset(Dataset):
         key = hash_ints(self.seed, self._keys[s], repetition)
         return s, FeistelPermutation(source.num_sequences, key)(q)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def __getitem__(self, i: int) -> torch.Tensor | dict[str, torch.Tensor]:
         s, k = self.locate(i)
-        return torch.from_numpy(self.sources[s].sequence(k))  # [T + 1]
+        ids = torch.from_numpy(self.sources[s].sequence(k))  # [T + 1]
+        if self.documents:
+            return {"input_ids": ids, "doc_ids": torch.from_numpy(self.sources[s].document_ids(k))}
+        return ids
 
     def sequence_with_documents(self, i: int) -> dict[str, torch.Tensor]:
         """Instance ``i`` with its document structure: ``input_ids [T + 1]``, ``doc_ids [T + 1]``
@@ -297,11 +305,15 @@ class MixtureDataset(Dataset):
 class SequentialSequences(Dataset):
     """Every window of some shards, in order (validation)."""
 
-    def __init__(self, paths: list[str], seq_len: int) -> None:
+    def __init__(self, paths: list[str], seq_len: int, *, documents: bool = False) -> None:
         self.source = SourceSequences(paths, seq_len, "validation")
+        self.documents = documents
 
     def __len__(self) -> int:
         return self.source.num_sequences
 
-    def __getitem__(self, k: int) -> torch.Tensor:
-        return torch.from_numpy(self.source.sequence(k))
+    def __getitem__(self, k: int) -> torch.Tensor | dict[str, torch.Tensor]:
+        ids = torch.from_numpy(self.source.sequence(k))
+        if self.documents:
+            return {"input_ids": ids, "doc_ids": torch.from_numpy(self.source.document_ids(k))}
+        return ids

@@ -81,7 +81,8 @@ class MixtureDataModule(L.LightningDataModule):
         if self.train_set is not None:
             return
         c = self.config
-        self.train_set = MixtureDataset(self.mixture, c.seq_len, c.seed)
+        docs = c.document_masking
+        self.train_set = MixtureDataset(self.mixture, c.seq_len, c.seed, documents=docs)
         if c.tokenizer is not None:
             from olmo_lm.data.tokenizer import load_tokenizer
 
@@ -91,7 +92,7 @@ class MixtureDataModule(L.LightningDataModule):
                     "were tokenized with; pass that one (or re-tokenize the sources)"
                 )
         if self.mixture.validation:
-            self.val_set = SequentialSequences(self.mixture.validation, c.seq_len)
+            self.val_set = SequentialSequences(self.mixture.validation, c.seq_len, documents=docs)
 
     def train_dataloader(self) -> MixtureDataLoader:
         return MixtureDataLoader(

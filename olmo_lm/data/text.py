@@ -51,6 +51,9 @@ class TextDataConfig:
     """DataLoader worker processes."""
     seed: int = 0
     """Seed of the data order."""
+    document_masking: bool = False
+    """Mask attention across documents of a packed sequence and restart positions per
+    document (needs --data.mixture; not for Olmo Hybrid's Gated DeltaNet layers)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.val_fraction < 1.0:

@@ -4,6 +4,12 @@
 ``ModelCache``) and left-padded batches (with an ``attention_mask``): positions are counted per
 row over real tokens only, padding never enters a key or a recurrent state, so a padded row
 computes exactly what the same prompt alone would.
+
+Document masking (``doc_ids``, training and scoring only): a packed row of several documents is
+computed as if each document were alone: attention never crosses a document boundary and
+positions restart at 0 in each document (the block-diagonal causal mask varlen attention
+implements). Gated DeltaNet layers carry a recurrent state along the row, so models with them
+refuse ``doc_ids`` (see ``document_masking_error``).
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ class ForwardContext:
     rope: dict[str, tuple[torch.Tensor, torch.Tensor]]
     """cos/sin per rope kind: ``full`` (scaled, if the config scales) and ``plain``."""
     cache: ModelCache | None = None
+    doc_ids: torch.Tensor | None = None
+    """``[B, T]`` document of each token (document masking); ``None``: one stream per row."""
     collect_router_stats: bool = False
     router_stats: list[RouterStats] = field(default_factory=list)
 
@@ -85,6 +93,31 @@ def trunc_normal_(tensor: torch.Tensor, std: float, bound: float) -> torch.Tenso
     return tensor
 
 
+def document_masking_error(cfg: TransformerConfig) -> str | None:
+    """Why ``cfg``'s model cannot mask attention across documents, or ``None`` if it can.
+
+    Gated DeltaNet (Olmo Hybrid) would need its recurrent state and short convolution reset at
+    every document start inside the chunked scan; that is not implemented, so the flag is
+    refused rather than silently leaking state across documents."""
+    if "gated_deltanet" in cfg.resolved_layer_types:
+        return (
+            "document masking is not supported for models with gated_deltanet layers (Olmo "
+            "Hybrid): their recurrent state crosses document boundaries; train them with "
+            "document masking off"
+        )
+    return None
+
+
+def document_positions(doc_ids: torch.Tensor) -> torch.Tensor:
+    """``[B, T]`` position of each token within its document (0 at each document start)."""
+    t = doc_ids.shape[1]
+    index = torch.arange(t, device=doc_ids.device).expand_as(doc_ids)
+    starts = torch.ones_like(doc_ids, dtype=torch.bool)
+    starts[:, 1:] = doc_ids[:, 1:] != doc_ids[:, :-1]
+    first = torch.where(starts, index, torch.zeros_like(index)).cummax(1).values
+    return index - first
+
+
 class Transformer(nn.Module):
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
@@ -126,8 +159,14 @@ class Transformer(nn.Module):
 
     # --- forward --------------------------------------------------------------------------------
     def _context(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, cache
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        cache,
+        doc_ids: torch.Tensor | None = None,
     ) -> ForwardContext:
+        if doc_ids is not None:
+            return self._document_context(input_ids, attention_mask, cache, doc_ids)
         b, t = input_ids.shape
         device = input_ids.device
         valid = None if attention_mask is None else attention_mask.to(device).bool()
@@ -159,6 +198,34 @@ class Transformer(nn.Module):
             cache.length += t
         return ForwardContext(positions, key_positions, valid, rope, cache)
 
+    def _document_context(
+        self, input_ids: torch.Tensor, attention_mask, cache, doc_ids: torch.Tensor
+    ) -> ForwardContext:
+        """The context of a packed row: positions restart in each document."""
+        refused = document_masking_error(self.config)
+        if refused is not None:
+            raise ValueError(refused)
+        if cache is not None or attention_mask is not None:
+            raise ValueError(
+                "doc_ids (document masking) is for training and scoring whole packed rows; "
+                "do not combine it with a decoding cache or an attention_mask"
+            )
+        if doc_ids.shape != input_ids.shape:
+            raise ValueError(
+                f"doc_ids has shape {tuple(doc_ids.shape)}, input_ids {tuple(input_ids.shape)}; "
+                "pass one document id per input token"
+            )
+        doc_ids = doc_ids.to(input_ids.device)
+        positions = document_positions(doc_ids)  # [B, T]
+        if input_ids.shape[1] > self.config.max_seq_len:
+            raise ValueError(
+                f"row of {input_ids.shape[1]} tokens exceeds max_seq_len="
+                f"{self.config.max_seq_len}; raise max_seq_len in the model config"
+            )
+        rope = {"full": self.rope_full(positions)}
+        rope["plain"] = self.rope_plain(positions) if self.rope_plain is not None else rope["full"]
+        return ForwardContext(positions, positions, None, rope, None, doc_ids=doc_ids)
+
     def forward(
         self,
         input_ids: torch.Tensor,
@@ -169,6 +236,7 @@ class Transformer(nn.Module):
         labels: torch.Tensor | None = None,
         z_loss_weight: float = 0.0,
         hidden_states: bool = False,
+        doc_ids: torch.Tensor | None = None,
     ) -> torch.Tensor | ModelOutput:
         """Logits ``[B, T, V]`` for ``input_ids [B, T]``.
 
@@ -179,8 +247,10 @@ class Transformer(nn.Module):
         the logits (see ``layers.lm_loss``); positions labelled ``IGNORE_INDEX`` are left out
         of it (the loss is the mean over the others). ``hidden_states`` returns the final
         normed hidden states ``[B, T, C]`` instead of the logits (a reward head reads them).
+        ``doc_ids [B, T]`` (document of each token, e.g. 0, 0, 1, 1, 1) masks attention across
+        documents of a packed row and restarts positions per document.
         """
-        ctx = self._context(input_ids, attention_mask, cache)
+        ctx = self._context(input_ids, attention_mask, cache, doc_ids)
         ctx.collect_router_stats = return_output or labels is not None
         x = self.embed(input_ids)  # [B, T, C]
         recompute = self.activation_checkpointing and torch.is_grad_enabled()

@@ -5,8 +5,9 @@
 - **Packing**: conversations are laid end to end, in file order, into rows of ``seq_len + 1``
   tokens; a conversation that does not fit in what is left of a row starts the next one (one
   longer than a row is cut at ``seq_len + 1``), and the row's tail is padding, never learned.
-  Packed conversations attend to the earlier ones in their row, as packed pretraining does
-  (the attention masks left padding only; see the README's document masking note).
+  With ``document_masking`` each conversation of a row is its own document: it attends to
+  nothing of the others and its positions start at 0, so it is learned exactly as if alone.
+  Without it, packed conversations attend to the earlier ones in their row.
 - **Normalisation over the global batch**: the loss is the *sum* of the assistant-token
   cross-entropies of the whole global batch divided by the *global* count of assistant
   tokens. Each rank computes ``local_sum * world / global_count`` with the count all-reduced
@@ -33,7 +34,7 @@ from earthplat.traincore.trainer import TrainerConfig
 from olmo_lm.model.transformer import IGNORE_INDEX
 from olmo_lm.post.chat import EncodedChat, encode_chat, read_conversations
 from olmo_lm.post.common import pad_id_of
-from olmo_lm.train.pretrain import CausalLMModule, LMLossConfig
+from olmo_lm.train.pretrain import CausalLMModule, LMLossConfig, check_document_masking
 
 
 @dataclass
@@ -52,6 +53,9 @@ class SFTDataConfig:
     """Pack several conversations per row (off: one conversation per row, padded)."""
     seed: int = 0
     """Seed of the row order."""
+    document_masking: bool = False
+    """Packed conversations cannot attend to each other (each is its own document; not for
+    Olmo Hybrid's Gated DeltaNet layers)."""
 
     def __post_init__(self) -> None:
         if self.seq_len < 2 or self.batch_size < 1:
@@ -62,6 +66,15 @@ def pack_conversations(
     chats: list[EncodedChat], seq_len: int, pad_id: int, *, pack: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows ``ids [R, seq_len + 1]`` and ``mask [R, seq_len + 1]`` (True: learned token)."""
+    ids, mask, _ = pack_conversations_with_documents(chats, seq_len, pad_id, pack=pack)
+    return ids, mask
+
+
+def pack_conversations_with_documents(
+    chats: list[EncodedChat], seq_len: int, pad_id: int, *, pack: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``pack_conversations``' rows plus ``doc_ids [R, seq_len + 1]``: the index of each
+    token's conversation within its row (the padding tail is one more document)."""
     width = seq_len + 1
     rows: list[tuple[list[np.ndarray], list[np.ndarray]]] = []
     used = width  # forces a first row
@@ -75,11 +88,14 @@ def pack_conversations(
         used += len(ids)
     out_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
     out_mask = np.zeros((len(rows), width), dtype=bool)
+    out_docs = np.empty((len(rows), width), dtype=np.int64)
     for r, (ids, masks) in enumerate(rows):
         flat = np.concatenate(ids)
         out_ids[r, : len(flat)] = flat
         out_mask[r, : len(flat)] = np.concatenate(masks)
-    return out_ids, out_mask
+        out_docs[r, : len(flat)] = np.repeat(np.arange(len(ids)), [len(i) for i in ids])
+        out_docs[r, len(flat) :] = len(ids)
+    return out_ids, out_mask, out_docs
 
 
 def labels_of(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,16 +114,20 @@ class SFTDataset(Dataset):
             raise TrainCoreConfigError(
                 f"{config.path} has no assistant turn to learn; SFT needs assistant messages"
             )
-        self.ids, self.mask = pack_conversations(
+        self.ids, self.mask, self.doc_ids = pack_conversations_with_documents(
             chats, config.seq_len, pad_id_of(tokenizer), pack=config.pack
         )
+        self.document_masking = config.document_masking
         self.conversations = len(chats)
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"ids": torch.from_numpy(self.ids[i]), "mask": torch.from_numpy(self.mask[i])}
+        item = {"ids": torch.from_numpy(self.ids[i]), "mask": torch.from_numpy(self.mask[i])}
+        if self.document_masking:
+            item["doc_ids"] = torch.from_numpy(self.doc_ids[i])
+        return item
 
 
 class SFTDataModule(L.LightningDataModule):
@@ -151,13 +171,20 @@ class SFTModule(CausalLMModule):
         local = (labels != IGNORE_INDEX).sum()
         total, world = global_count(local)
         scale = local.float() * world / total.clamp_min(1.0)
-        loss, logs = self.lm_loss_terms(inputs, labels, scale)
+        loss, logs = self.lm_loss_terms(inputs, labels, scale, doc_ids=_input_docs(batch))
         logs["train/assistant_tokens"] = local.float()
         return loss, logs
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         inputs, labels = labels_of(batch["ids"], batch["mask"].bool())
-        self.log("val/loss", self.model(inputs, labels=labels).ce_loss, sync_dist=True)
+        out = self.model(inputs, labels=labels, doc_ids=_input_docs(batch))
+        self.log("val/loss", out.ce_loss, sync_dist=True)
+
+
+def _input_docs(batch: dict) -> torch.Tensor | None:
+    """The inputs' document ids of a document-masked batch, else ``None``."""
+    docs = batch.get("doc_ids")
+    return None if docs is None else docs[:, :-1]
 
 
 @dataclass
@@ -186,6 +213,8 @@ def run_sft(job: SFTJobConfig) -> dict[str, float]:
     module = start_module(
         SFTModule, job.model, job.data.seq_len, job.optimizer, job.scheduler, job.loss
     )
+    if job.data.document_masking:
+        check_document_masking(module.model_config, "--data.document_masking")
     data = SFTDataModule(job.data, tokenizer)
     trainer = fit(job.trainer, module, data, config_to_save=job)
     return finish_stage(trainer, module, job.trainer.run_dir, tokenizer)

@@ -12,6 +12,10 @@ The training loss is what the OLMo recipes optimise:
 The log has each term, and per expert its load relative to a perfect balance
 (``train/expert_load/{e}``: 1.0 = its fair share, averaged over layers) and the worst layer's
 most loaded expert (``train/expert_load_max``).
+
+Batches are ``[B, T + 1]`` ids, or with document masking (``--data.document_masking``) dicts of
+``input_ids`` and ``doc_ids`` (both ``[B, T + 1]``), whose inputs' document ids go to the model
+so attention never crosses a document.
 """
 
 from __future__ import annotations
@@ -27,8 +31,33 @@ from earthplat.traincore.module import TrainCoreModule, coerce_config, plain_hpa
 from earthplat.traincore.optim import OptimizerConfig, SchedulerConfig
 from olmo_lm.model.config import TransformerConfig
 from olmo_lm.model.layers.lm_loss import lm_losses
+from olmo_lm.model.transformer import document_masking_error
 
-__all__ = ["CausalLMModule", "LMLossConfig", "build_data_module", "lm_losses"]
+__all__ = [
+    "CausalLMModule",
+    "LMLossConfig",
+    "build_data_module",
+    "check_document_masking",
+    "lm_losses",
+    "split_batch",
+]
+
+
+def check_document_masking(model: TransformerConfig, flag: str) -> None:
+    """Refuse ``flag`` (the option that turned document masking on) for a model that cannot
+    mask documents (Gated DeltaNet layers), before any data is read."""
+    refused = document_masking_error(model)
+    if refused is not None:
+        raise TrainCoreConfigError(f"{flag}: {refused} ({flag} false)")
+
+
+def split_batch(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(inputs ``[B, T]``, targets ``[B, T]``, inputs' document ids or ``None``) of a batch of
+    ``[B, T + 1]`` ids or of a document-masked ``{"input_ids", "doc_ids"}`` batch."""
+    if isinstance(batch, dict):
+        ids, docs = batch["input_ids"], batch["doc_ids"]
+        return ids[:, :-1], ids[:, 1:], docs[:, :-1]
+    return batch[:, :-1], batch[:, 1:], None
 
 
 def build_data_module(config):
@@ -38,6 +67,11 @@ def build_data_module(config):
         from olmo_lm.data.mixture_loader import MixtureDataModule
 
         return MixtureDataModule(config)
+    if getattr(config, "document_masking", False):
+        raise TrainCoreConfigError(
+            "--data.document_masking needs --data.mixture: a text file has no document "
+            "boundaries (token shards keep them)"
+        )
     from olmo_lm.data.text import TextDataModule
 
     return TextDataModule(config)
@@ -155,8 +189,12 @@ class CausalLMModule(TrainCoreModule):
             torch.manual_seed((torch.initial_seed() + 1_000_003 * rank) % 2**63)
             self.model.reset_parameters()
 
-    def tokens_in_batch(self, batch: torch.Tensor) -> int:
-        return batch.shape[0] * (batch.shape[1] - 1)
+    def tokens_in_batch(self, batch) -> int:
+        ids = batch["input_ids"] if isinstance(batch, dict) else batch
+        return ids.shape[0] * (ids.shape[1] - 1)
+
+    def samples_in_batch(self, batch) -> int:
+        return (batch["input_ids"] if isinstance(batch, dict) else batch).shape[0]
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         loss, logs = self.loss_terms(batch)
@@ -170,15 +208,26 @@ class CausalLMModule(TrainCoreModule):
 
     def loss_terms(self, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(training loss, its terms and the expert loads by log name) of ``batch``."""
-        return self.lm_loss_terms(batch[:, :-1], batch[:, 1:])
+        inputs, targets, doc_ids = split_batch(batch)
+        return self.lm_loss_terms(inputs, targets, doc_ids=doc_ids)
 
     def lm_loss_terms(
-        self, inputs: torch.Tensor, targets: torch.Tensor, scale: torch.Tensor | float = 1.0
+        self,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        scale: torch.Tensor | float = 1.0,
+        doc_ids: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(training loss, terms) of ``inputs [B, T]`` against ``targets [B, T]`` (positions
         labelled ``IGNORE_INDEX`` left out); ``scale`` multiplies the token loss only (SFT's
-        global-batch normalisation), not the MoE terms."""
-        out = self.model(inputs, labels=targets, z_loss_weight=self.loss_config.z_loss_weight)
+        global-batch normalisation), not the MoE terms; ``doc_ids [B, T]`` masks attention
+        across documents."""
+        out = self.model(
+            inputs,
+            labels=targets,
+            z_loss_weight=self.loss_config.z_loss_weight,
+            doc_ids=doc_ids,
+        )
         loss = out.loss * scale
         logs = {"train/ce_loss": out.ce_loss, "train/z_loss": out.z_loss}
         if out.router_stats:
@@ -198,8 +247,8 @@ class CausalLMModule(TrainCoreModule):
         out["train/expert_load_max"] = relative.max()
         return out
 
-    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        inputs, targets = batch[:, :-1], batch[:, 1:]
-        ce = self.model(inputs, labels=targets).ce_loss
+    def validation_step(self, batch, batch_idx: int) -> None:
+        inputs, targets, doc_ids = split_batch(batch)
+        ce = self.model(inputs, labels=targets, doc_ids=doc_ids).ce_loss
         self.log("val/loss", ce, prog_bar=True, sync_dist=True)
         self.log("val/bits_per_byte", ce / math.log(2), sync_dist=True)

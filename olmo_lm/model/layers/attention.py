@@ -4,7 +4,8 @@ OLMo 2/3 normalise queries and keys over the *whole* projection (all heads at on
 splitting heads, which is what ``qk_norm`` does here. Grouped-query attention shares each key/
 value head among ``n_heads / n_kv_heads`` query heads; SDPA's ``enable_gqa`` does the sharing
 without materialising repeated keys. A sliding window of W lets a query at position p see keys
-in (p - W, p].
+in (p - W, p]. With document ids in the context (document masking) the mask is also
+block-diagonal: a query sees only keys of its own document.
 """
 
 from __future__ import annotations
@@ -77,7 +78,12 @@ class Attention(nn.Module):
             cos, sin = ctx.rope[self.rope_kind]
             q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         cache = ctx.layer_cache(self)
-        if cache is None and ctx.valid is None and self.window is None:
+        doc_ids = getattr(ctx, "doc_ids", None)  # a context without documents: None
+        if doc_ids is not None:  # packed documents: causal within each, nothing across
+            same = doc_ids[:, :, None] == doc_ids[:, None, :]  # [B, T, T]
+            mask = attention_mask(ctx.positions, ctx.key_positions, self.window, None)
+            mask, causal = mask & same[:, None], False
+        elif cache is None and ctx.valid is None and self.window is None:
             mask, causal = None, True  # the common training case: SDPA's own causal kernel
         else:
             k_pos = ctx.key_positions

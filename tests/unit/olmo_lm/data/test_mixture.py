@@ -174,3 +174,27 @@ def test_mixture_yaml_resolves_paths_from_its_folder(shards, tmp_path):
         MixtureConfig.from_yaml(bad)
     with pytest.raises(TrainCoreConfigError, match="weight"):
         SourceConfig("x", ["p"], 0.0)
+
+
+def test_document_masked_items_and_batches(shards):
+    """``documents=True`` (``--data.document_masking``): items carry the window's doc ids and
+    batch into what ``CausalLMModule`` trains on with masking."""
+    from olmo_lm.model.config import TransformerConfig
+    from olmo_lm.train.pretrain import CausalLMModule
+
+    seq = 256  # longer than a math worksheet: rows hold several documents
+    cfg = _mixture(shards, {"literature": 1, "math": 1})
+    plain, docs = MixtureDataset(cfg, seq, seed=2), MixtureDataset(cfg, seq, seed=2, documents=True)
+    for i in range(10):
+        item, ref = docs[i], plain.sequence_with_documents(i)
+        assert torch.equal(item["input_ids"], plain[i])
+        assert torch.equal(item["doc_ids"], ref["doc_ids"])
+    batch = next(iter(MixtureDataLoader(docs, batch_size=8)))
+    assert batch["input_ids"].shape == batch["doc_ids"].shape == (8, seq + 1)
+    assert bool((batch["doc_ids"].amax(1) > 0).any())  # some rows hold several documents
+    torch.manual_seed(0)
+    module = CausalLMModule(TransformerConfig.tiny(), seq)
+    masked, _ = module.loss_terms(batch)
+    unmasked, _ = module.loss_terms(batch["input_ids"])
+    assert torch.isfinite(masked) and masked.item() != pytest.approx(unmasked.item(), abs=1e-6)
+    assert module.tokens_in_batch(batch) == 8 * seq and module.samples_in_batch(batch) == 8
