@@ -435,6 +435,11 @@ def main() -> None:
         action="store_true",
         help="only the published-weights rows at smoke sizes, once (writes ..._quick.md)",
     )
+    p.add_argument(
+        "--published-only",
+        action="store_true",
+        help="only the published-weights rows at full size (writes ..._published.md)",
+    )
     args = p.parse_args()
     if args.worker:
         worker(*args.worker, args.iters, args.quick)
@@ -449,6 +454,10 @@ def main() -> None:
     if args.quick:
         out = args.out.replace(".md", "_quick.md")
         publish(published_lines(run_published(1, 1, True, env), True), out)
+        return
+    if args.published_only:
+        out = args.out.replace(".md", "_published.md")
+        publish(published_lines(run_published(args.repeats, args.iters, False, env), False), out)
         return
     if args.from_log:
         report(parse_log(Path(args.from_log).read_text()), args.out)

@@ -39,6 +39,9 @@ DEFAULT_MODALITIES = (
 )
 """OlmoEarth v1's modalities: three sensors and six maps (the maps are decode-only targets)."""
 ENCODING_STYLES = ("earthplat", "olmoearth")
+TOKEN_PRESENCE = ("any_pixel", "top_left")
+"""How a partly valid patch decides whether its token is encoded
+(``EncoderConfig.token_presence``)."""
 
 
 @dataclass
@@ -85,6 +88,10 @@ class EncoderConfig:
     """Bands an input lacks (``ModalityInput.bands``): ``drop`` (ours: an incomplete band set
     gives no tokens), ``nearest`` or ``zero`` (filled as OlmoEarth v1 resp. v1.1+ were trained;
     see ``earthplat.sensors.fill``)."""
+    token_presence: str = "any_pixel"
+    """When a token of a partly valid patch is encoded: ``any_pixel`` (ours: any valid pixel
+    in the patch) or ``top_left`` (its top-left pixel is valid, as OlmoEarth's encoder reads
+    the mask)."""
     extra_inputs: tuple[str, ...] = ()
     """Modalities accepted beyond ``encoder_inputs``, on the user's explicit request: a map is
     then encoded, and an L1C input runs through the L2A projections of its sensor family. Each
@@ -103,6 +110,10 @@ class EncoderConfig:
             )
         from earthplat.sensors.fill import FILL_POLICIES
 
+        if self.token_presence not in TOKEN_PRESENCE:
+            raise TrainCoreConfigError(
+                f"token_presence={self.token_presence!r}; choose one of {', '.join(TOKEN_PRESENCE)}"
+            )
         if self.missing_bands not in FILL_POLICIES:
             raise TrainCoreConfigError(
                 f"missing_bands={self.missing_bands!r}; choose one of {', '.join(FILL_POLICIES)}"
@@ -305,7 +316,12 @@ class Encoder(nn.Module):
             tok = embed[f"{name}__{s}"](pix.flatten(0, 1), patch_size)  # [B*T, h, w, D]
             xs.append(tok.reshape(b, t * h * w, -1))
             months.append(inp.timestamps[:, :, 1, None].expand(b, t, h * w).reshape(b, -1))
-            v = F.max_pool2d(inp.valid.flatten(0, 1)[:, None].float(), patch_size)  # [B*T,1,h,w]
+            valid = inp.valid.flatten(0, 1)[:, None]  # [B*T, 1, H, W]
+            if self.config.token_presence == "top_left":
+                p = patch_size
+                v = valid[..., : h * p : p, : w * p : p].float()  # [B*T, 1, h, w]
+            else:
+                v = F.max_pool2d(valid.float(), patch_size)
             missing.append(v.reshape(b, t * h * w) == 0)
         x = torch.cat(xs, dim=1)
         month = torch.cat(months, dim=1).long()

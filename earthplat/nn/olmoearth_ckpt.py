@@ -156,6 +156,7 @@ def encoder_config_from_published(cfg: dict, extra_inputs: tuple[str, ...] = ())
         project_tokens=False,
         encoder_inputs=encoder_inputs_of(cfg),
         missing_bands="zero" if float(enc.get("band_dropout_rate", 0.0)) > 0 else "nearest",
+        token_presence="top_left",
         extra_inputs=tuple(extra_inputs),
     )
 

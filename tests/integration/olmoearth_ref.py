@@ -136,7 +136,8 @@ class Window:
     raw: dict[str, np.ndarray]
     bands: dict[str, list[str]]
     valid: dict[str, np.ndarray]
-    """[B, T] bool: whether the time step is observed (whole frames go missing)."""
+    """[B, T] bool: whether the time step is observed (whole frames go missing), or
+    [B, T, H, W] per pixel (clouds over part of a frame)."""
     timestamps: np.ndarray
     """[B, T, 3] day, month 0-11, year."""
 
@@ -227,9 +228,12 @@ def reference_sample(
     for name, x in normalised.items():
         b, h, w, t, _ = x.shape
         n_sets = tok.get_num_bandsets(name)
-        valid = torch.from_numpy(window.valid[name])  # [B, T]
-        mask = torch.where(valid, 0, 3)[:, None, None, :, None].expand(b, h, w, t, n_sets)
-        data = torch.from_numpy(x) * valid[:, None, None, :, None]
+        valid = torch.from_numpy(window.valid[name])  # [B, T] or [B, T, H, W]
+        if valid.ndim == 2:
+            valid = valid[:, :, None, None].expand(b, t, h, w)
+        valid = valid.permute(0, 2, 3, 1)  # [B, H, W, T], the reference's layout
+        mask = torch.where(valid, 0, 3)[..., None].expand(b, h, w, t, n_sets)
+        data = torch.from_numpy(x) * valid[..., None]
         kw[name] = data.contiguous()
         kw[f"{name}_mask"] = mask.contiguous()
     return MaskedOlmoEarthSample(**kw)

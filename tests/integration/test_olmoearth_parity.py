@@ -36,12 +36,14 @@ def our_inputs(window: R.Window, missing: str) -> dict[str, ModalityInput]:
         spec = get_modality(name)
         bands = tuple(spec.band(b).name for b in window.bands[name])
         x = normalize(torch.from_numpy(raw), spec, bands, band_axis=2)
-        valid = torch.from_numpy(window.valid[name])  # [B, T]
-        x = x * valid[:, :, None, None, None]
+        valid = torch.from_numpy(window.valid[name])  # [B, T] or [B, T, H, W]
         b, t, _, h, w = x.shape
+        if valid.ndim == 2:
+            valid = valid[:, :, None, None].expand(b, t, h, w)
+        x = x * valid[:, :, None]
         out[name] = ModalityInput(
             x.float(),
-            valid[:, :, None, None].expand(b, t, h, w).contiguous(),
+            valid.contiguous(),
             torch.from_numpy(window.timestamps),
             bands,
         )
@@ -129,6 +131,67 @@ def test_samples_with_different_missing_tokens(windows, tmp_path_factory):
             model, R.reference_sample(one, R.reference_normalise(one, "v1"), model), 4
         )
         torch.testing.assert_close(ours.pooled[i : i + 1], theirs["pooled"], atol=TOL, rtol=0)
+
+
+def _clouded(shared: R.Window, seed: int) -> R.Window:
+    """``shared`` with 2 x 2 px clouds over 30 % of every observed frame (per-pixel validity)."""
+    rng = np.random.default_rng(seed)
+    valid = {}
+    for name, v in shared.valid.items():
+        b, t = v.shape
+        _, _, _, h, w = shared.raw[name].shape
+        pixels = np.repeat(np.repeat(v[:, :, None, None], h, 2), w, 3)
+        clouds = rng.random((b, t, h // 2, w // 2)) < 0.3
+        pixels &= ~np.repeat(np.repeat(clouds, 2, 2), 2, 3)
+        valid[name] = pixels
+    return R.Window(shared.raw, shared.bands, valid, shared.timestamps)
+
+
+def _sample(w: R.Window, i: int) -> R.Window:
+    return R.Window(
+        {k: v[i : i + 1] for k, v in w.raw.items()},
+        w.bands,
+        {k: v[i : i + 1] for k, v in w.valid.items()},
+        w.timestamps[i : i + 1],
+    )
+
+
+def test_partly_clouded_patches_encode_the_tokens_the_reference_encodes(windows, tmp_path_factory):
+    """Clouds over part of a frame: a patch's token is encoded exactly when its top-left pixel
+    is valid, as the reference reads the mask; 'any valid pixel' (ours) encodes more."""
+    from dataclasses import replace
+
+    from earthplat.nn.encoder import Encoder
+
+    path, model = _published(tmp_path_factory, "nano")
+    encoder = load_encoder(path)
+    assert encoder.config.token_presence == "top_left"
+    w = _clouded(windows[4], seed=7)
+    for i in range(2):  # the reference is not batch-independent (module doc)
+        one = _sample(w, i)
+        ours = encoder(our_inputs(one, "nearest"), patch_size=4)
+        theirs = R.reference_outputs(
+            model, R.reference_sample(one, R.reference_normalise(one, "v1"), model), 4
+        )
+        for (name, s), (start, t, h, w_, end) in ours.tokens.layout.slices.items():
+            ref_enc = theirs["masks"][name][:, :, :, :, s].permute(0, 3, 1, 2) == 0
+            our_enc = ours.encoded[:, start:end].reshape(1, t, h, w_)
+            assert torch.equal(our_enc, ref_enc), f"{name} set {s}: different tokens encoded"
+    anyp = Encoder(replace(encoder.config, token_presence="any_pixel"))
+    anyp.load_state_dict(encoder.state_dict())
+    inputs = our_inputs(w, "nearest")
+    assert anyp(inputs, patch_size=4).encoded.sum() > encoder(inputs, patch_size=4).encoded.sum()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap: with tokens missing patch by patch (not whole frames or bands), the "
+    "features differ from the reference by up to ~1e-2 although the same tokens are encoded",
+)
+def test_partly_clouded_features_match_the_reference(windows, tmp_path_factory):
+    path, model = _published(tmp_path_factory, "nano")
+    encoder = load_encoder(path)
+    assert_parity(encoder, model, _sample(_clouded(windows[4], seed=7), 0), 4, "v1", "nearest")
 
 
 # --- normalisation -------------------------------------------------------------------------------
