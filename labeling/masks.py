@@ -148,20 +148,47 @@ def union(masks: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # --- pixels <-> the world -------------------------------------------------------------------
-def outline(mask: dict[str, Any], window: Window) -> dict[str, Any]:
+def outline(
+    mask: dict[str, Any], window: Window, *, max_bytes: int | None = None
+) -> dict[str, Any]:
     """The set pixels as a WGS84 GeoJSON MultiPolygon: pixel edges vectorised on the window's
     grid (4-connected regions, holes kept), every vertex reprojected from the window's CRS in
-    one vectorised call."""
+    one vectorised call.
+
+    The mask is the label; its outline is what maps and GeoJSON exports show. A noisy mask's
+    exact outline can be many times the mask's size, so beyond ``max_bytes`` of GeoJSON it is
+    simplified to within a pixel, and beyond that again it is the set pixels' bounding box."""
     import shapely
     from rasterio.features import shapes
-    from rasterio.warp import transform
-    from shapely.geometry import mapping, shape
+    from shapely.geometry import box, shape
 
     pixels = decode(mask)
     regions = shapes(
         pixels.astype(np.uint8), mask=pixels, connectivity=4, transform=window.transform
     )
     projected = shapely.MultiPolygon([shape(geom) for geom, _ in regions])
+    geometry = _to_wgs84(projected, window)
+    if max_bytes is None or _size(geometry) <= max_bytes:
+        return geometry
+    simpler = shapely.simplify(projected, window.resolution, preserve_topology=True)
+    if simpler.geom_type == "Polygon":
+        simpler = shapely.MultiPolygon([simpler])
+    geometry = _to_wgs84(simpler, window)
+    if _size(geometry) <= max_bytes:
+        return geometry
+    return _to_wgs84(shapely.MultiPolygon([box(*projected.bounds)]), window)
+
+
+def _size(geometry: dict[str, Any]) -> int:
+    return len(json.dumps(geometry, separators=(",", ":")))
+
+
+def _to_wgs84(projected, window: Window) -> dict[str, Any]:
+    """A MultiPolygon in the window's CRS as WGS84 GeoJSON (valid: a reprojection can nudge
+    touching corners, and only the polygonal part is kept)."""
+    import shapely
+    from rasterio.warp import transform
+    from shapely.geometry import mapping
 
     def to_wgs84(xy: np.ndarray) -> np.ndarray:  # [N, 2] metres -> [N, 2] lon/lat
         lon, lat = transform(window.crs, "EPSG:4326", xy[:, 0], xy[:, 1])

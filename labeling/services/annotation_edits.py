@@ -84,7 +84,11 @@ def merge_annotations(
             )
     if all(painted):
         mask = masks.union([r.mask for r in rows])
-        values = {"mask": mask, "geometry": masks.outline(mask, window.to_window())}
+        max_bytes = (limits or Limits()).max_bytes
+        values = {
+            "mask": mask,
+            "geometry": masks.outline(mask, window.to_window(), max_bytes=max_bytes),
+        }
     else:
         merged = unary_union([shape(r.geometry) for r in rows])
         values = {"geometry": check_geometry(dict(mapping(merged)), limits)}

@@ -173,8 +173,9 @@ def check_painted(
 
     masks.check_task(project.task_type)
     grid = window.to_window()
-    checked = masks.check_mask(mask, grid, max_bytes=(limits or Limits()).max_bytes)
-    return masks.outline(checked, grid), checked
+    max_bytes = (limits or Limits()).max_bytes
+    checked = masks.check_mask(mask, grid, max_bytes=max_bytes)
+    return masks.outline(checked, grid, max_bytes=max_bytes), checked
 
 
 def create_annotation(

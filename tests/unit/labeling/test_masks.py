@@ -147,3 +147,21 @@ def test_union_of_masks():
     assert np.array_equal(masks.decode(masks.union([masks.encode(a), masks.encode(b)])), a | b)
     with pytest.raises(InvalidInputError, match="different grids"):
         masks.union([masks.encode(a), masks.encode(np.ones((2, 2), bool))])
+
+
+def test_a_noisy_masks_outline_stays_within_the_byte_limit(grid):
+    """A checkerboard's exact outline is many times its RLE: beyond the limit it is simplified,
+    then the pixels' bounding box; the mask itself is unchanged (it is the label)."""
+    import json
+
+    from shapely.geometry import shape
+
+    pixels = (np.indices((grid.height, grid.width)).sum(0) % 2).astype(bool)
+    rle = masks.encode(pixels)
+    exact = masks.outline(rle, grid)
+    size = len(json.dumps(exact, separators=(",", ":")))
+    limit = size // 20
+    bounded = masks.outline(rle, grid, max_bytes=limit)
+    assert len(json.dumps(bounded, separators=(",", ":"))) <= limit
+    assert shape(bounded).is_valid and shape(bounded).buffer(1e-9).contains(shape(exact).centroid)
+    assert masks.outline(rle, grid, max_bytes=size) == exact  # within the limit: exact
