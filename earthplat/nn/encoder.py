@@ -436,6 +436,10 @@ class Encoder(nn.Module):
             data, bands = fill_missing_bands(
                 inp.data, tuple(inp.bands), spec, self.config.missing_bands, band_axis=2
             )
+            # filled bands are zero where the pixel is invalid, like every other band (the
+            # reference fills before masking); else a fill value would leak into neighbouring
+            # patches through the image resize
+            data = data * inp.valid[:, :, None].to(data.dtype)
             out[name] = ModalityInput(data, inp.valid, inp.timestamps, bands)
         return out
 
