@@ -119,6 +119,10 @@ IfNoneMatch = Annotated[str | None, Header(description="An ETag of an earlier re
 Version = Query(None, max_length=64, description="The layer's version (from the listing)")
 
 
+def _headers(key: str, fresh: bool) -> dict[str, str]:
+    return {"ETag": etag(key), "Cache-Control": IMMUTABLE if fresh else REVALIDATE}
+
+
 def png_response(
     cache: TileCache,
     *,
@@ -129,7 +133,7 @@ def png_response(
 ) -> Response:
     """The PNG under ``key``: a ``304`` when ``If-None-Match`` names it, else cached or
     ``render()``-ed. ``fresh``: the URL carried the current version (cache it for good)."""
-    headers = {"ETag": etag(key), "Cache-Control": IMMUTABLE if fresh else REVALIDATE}
+    headers = _headers(key, fresh)
     if etag_matches(if_none_match, key):
         return Response(status_code=304, headers=headers)
     png, hit = cache.get_or_render(key, render)
@@ -153,8 +157,9 @@ async def png_response_async(
         return await run_in_threadpool(
             png_response, cache, key=key, fresh=fresh, if_none_match=if_none_match, render=render
         )
-    headers = {"ETag": etag(key), "Cache-Control": IMMUTABLE if fresh else REVALIDATE}
-    return Response(png, media_type="image/png", headers={**headers, "X-Tile-Cache": "hit"})
+    return Response(
+        png, media_type="image/png", headers={**_headers(key, fresh), "X-Tile-Cache": "hit"}
+    )
 
 
 @dataclass(frozen=True)

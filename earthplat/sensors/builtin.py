@@ -219,7 +219,7 @@ LANDSAT = Modality(
 # tiles, all 3 x 65536 pixels of each band (no nodata), rounded to 4 decimals; the test of NAIP in
 # tests/unit/earthplat/test_sensors.py recomputes them. The command:
 #   .venv/bin/python -c "import glob; from earthplat.data.band_stats import band_stats as s;
-#     print(s(sorted(glob.glob('/work/shared/data/real/chesapeake_naip_geobench/*_rgbn.tif'))))"
+#     print(s(sorted(glob.glob('../shared/data/real/chesapeake_naip_geobench/*_rgbn.tif'))))"
 # Three tiles from one region, one of them 99.7 % water, are a small sample: for other states,
 # seasons or 16-bit products compute them over your own tiles and register a custom sensor
 # (``band_stats`` + ``sensor_yaml``, see earthplat.sensors.file).

@@ -1,6 +1,6 @@
 """The reference side of the OlmoEarth parity tests: models built by ``olmoearth-pretrain-minimal``
 from its own config classes with seeded random weights (nothing downloaded), saved in the
-published layout, and real windows from ``/work/shared/data/real`` in both input formats.
+published layout, and real windows from the shared ``data/real`` folder in both input formats.
 
 Only tests import this (the reference is a dev dependency, never imported by the project).
 """
@@ -37,7 +37,10 @@ from olmoearth_pretrain_minimal.olmoearth_pretrain_v1.utils.datatypes import (  
     MaskedOlmoEarthSample,
 )
 
-REAL = Path("/work/shared/data/real")
+from tests.conftest import shared_data_dir  # noqa: E402
+
+REAL = shared_data_dir() / "real"
+"""The shared real rasters (``EARTHPLAT_SHARED_DATA``, default ``../shared/data``)."""
 SIZES = {"nano": (128, 4, 8), "tiny": (192, 12, 3), "base": (768, 12, 12), "large": (1024, 24, 16)}
 V1_MODALITIES = [
     "sentinel2_l2a",
