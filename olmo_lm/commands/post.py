@@ -105,6 +105,7 @@ def rlvr(
     group_size: int = 8,
     max_new_tokens: int = 8,
     kl_coef: float = 0.0,
+    prompt: str = "corpus",
     batch_size: int = 8,
     tokenizer: str | None = None,
     trainer: TrainerConfig | None = None,
@@ -122,6 +123,8 @@ def rlvr(
         group_size: Completions sampled per problem.
         max_new_tokens: Tokens sampled per completion.
         kl_coef: Weight of KL(policy || starting model).
+        prompt: corpus (Problem 1: What is E? / Answer:) or chat (a user turn of the chat
+            template, the answer ending at EOS; for a model after SFT).
         batch_size: Problems per step.
         tokenizer: A tokenizer.json or its folder (default: the model's own).
         trainer: How the run is trained.
@@ -133,7 +136,9 @@ def rlvr(
         model=model,
         tokenizer=tokenizer,
         problems=ProblemConfig(source=problems, n=n, max_operand=max_operand),
-        grpo=GRPOConfig(group_size=group_size, max_new_tokens=max_new_tokens, kl_coef=kl_coef),
+        grpo=GRPOConfig(
+            group_size=group_size, max_new_tokens=max_new_tokens, kl_coef=kl_coef, prompt=prompt
+        ),
         batch_size=batch_size,
     )
     job.trainer = trainer or job.trainer

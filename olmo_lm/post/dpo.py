@@ -215,7 +215,8 @@ class DPOJobConfig:
     trainer: TrainerConfig = field(
         default_factory=lambda: TrainerConfig(run_dir="runs/dpo", max_steps=100)
     )
-    optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=5e-4))
+    optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=5e-5))
+    """A tenth of SFT's, as Tulu 3's DPO is (5e-4 undid most of SFT in bench.lm_report)."""
     scheduler: SchedulerConfig = field(default_factory=lambda: SchedulerConfig(warmup_steps=10))
 
 

@@ -1,9 +1,10 @@
 """Reinforcement learning with verifiable rewards (Tulu 3 RLVR), GRPO-style, on arithmetic.
 
 Each step takes a batch of problems in the math corpus's format (``olmo_lm.data.corpora``:
-``Problem 1: What is EXPR?`` then ``Answer: N``), samples ``group_size`` completions of each
-prompt ``...?\\nAnswer:`` from the current policy, and rewards a completion 1 when its first
-line is the right answer, which ``check_math_document`` verifies by evaluating the problem's
+``Problem 1: What is EXPR?`` then ``Answer: N``), or as a chat turn for a model after SFT
+(``GRPOConfig.prompt``), samples ``group_size`` completions of each prompt from the current
+policy, and rewards a completion 1 when its answer (its first line, or its turn up to EOS) is
+the right one, which ``check_math_document`` verifies by evaluating the problem's
 expression (no learned reward model: the reward cannot be gamed by style). The group is its
 own baseline (GRPO, Shao et al. 2024): a completion's advantage is its reward minus its
 group's mean, over the group's standard deviation, so no value network is trained, and a
@@ -11,7 +12,7 @@ group whose completions all score the same teaches nothing.
 
 The update is on-policy (one gradient step per sampled batch), so PPO's probability ratio is 1
 and its clipping never binds; the loss is ``-sum(A * log pi(token)) / response tokens`` over
-the completion's tokens up to and including its first newline (the model learns to stop),
+the completion's tokens up to and including its first newline or EOS (it learns to stop),
 plus optionally ``kl_coef`` times the k3 estimate of KL(pi || reference) per token.
 """
 
@@ -108,10 +109,40 @@ class GRPOConfig:
     """Sampling temperature of the completions."""
     kl_coef: float = 0.0
     """Weight of KL(pi || starting model) per token (k3 estimator); 0 keeps no reference."""
+    prompt: str = "corpus"
+    """``corpus``: the math corpus's ``Problem 1: What is E?\nAnswer:``, the completion ending
+    at its first newline; ``chat``: ``What is E?`` as a user turn of the chat template with the
+    assistant's turn opened, the completion ending at EOS (a model after SFT)."""
 
     def __post_init__(self) -> None:
         if self.group_size < 2:
             raise TrainCoreConfigError("grpo.group_size must be >= 2 (the group is the baseline)")
+        if self.prompt not in ("corpus", "chat"):
+            raise TrainCoreConfigError("grpo.prompt must be 'corpus' or 'chat'")
+
+
+def cut_at_stop(tokens: list[int], stop: list[int]) -> tuple[int, int]:
+    """(tokens of the answer, tokens learned: the answer and its stop) of a completion; the
+    whole completion for both when it never stops."""
+    for j in range(len(tokens) - len(stop) + 1):
+        if tokens[j : j + len(stop)] == stop:
+            return j, j + len(stop)
+    return len(tokens), len(tokens)
+
+
+def prompt_ids(tokenizer, expression: str, prompt: str = "corpus") -> list[int]:
+    """The tokens of a problem's prompt in ``prompt`` format (see ``GRPOConfig.prompt``)."""
+    if prompt == "chat":
+        from olmo_lm.post.chat import encode_chat
+
+        turn = [{"role": "user", "content": f"What is {expression}?"}]
+        return encode_chat(tokenizer, turn, add_generation_prompt=True).ids.tolist()
+    return tokenizer.encode(problem_text(expression))
+
+
+def stop_ids(tokenizer, prompt: str = "corpus") -> list[int]:
+    """The tokens that end a completion in ``prompt`` format: a newline, or EOS in chat."""
+    return [tokenizer.eos_id] if prompt == "chat" else tokenizer.encode("\n")
 
 
 class ProblemDataset(Dataset):
@@ -157,7 +188,8 @@ class RLVRModule(CausalLMModule):
         """(sequences ``[P G, T]`` left-padded, their attention mask, response mask
         ``[P G, T]``, rewards ``[P, G]``)."""
         g = self.grpo.group_size
-        prompts = [self.tokenizer.encode(problem_text(e)) for e in expressions for _ in range(g)]
+        fmt = self.grpo.prompt
+        prompts = [prompt_ids(self.tokenizer, e, fmt) for e in expressions for _ in range(g)]
         ids, mask = pad_left(prompts, pad_id=0)
         device = next(self.model.parameters()).device
         sampling = SamplingConfig(temperature=self.grpo.temperature)
@@ -174,15 +206,10 @@ class RLVRModule(CausalLMModule):
         seqs = out.tokens
         response = torch.zeros_like(seqs, dtype=torch.bool)
         rewards = torch.zeros(len(prompts))
-        newline = self.tokenizer.encode("\n")
+        stop = stop_ids(self.tokenizer, fmt)
         for i, new in enumerate(out.new_tokens):
-            text = self.tokenizer.decode(new)
-            rewards[i] = reward(expressions[i // g], text)
-            keep = len(new)
-            for j in range(len(new)):  # up to and including the first newline
-                if new[j : j + len(newline)] == newline:
-                    keep = j + len(newline)
-                    break
+            answer, keep = cut_at_stop(list(new), stop)
+            rewards[i] = reward(expressions[i // g], self.tokenizer.decode(new[:answer]))
             response[i, width : width + keep] = True
         attention = torch.cat([mask.to(device), torch.ones_like(seqs[:, width:])], dim=1)
         return seqs, attention, response, rewards.view(len(expressions), g).to(device)
@@ -216,13 +243,18 @@ def mean_reward(
     seed: int = 0,
     max_new_tokens: int = 8,
     temperature: float = 1.0,
+    prompt: str = "corpus",
 ) -> float:
-    """Mean reward of ``samples`` completions per problem (an evaluation, no update)."""
+    """Mean reward of ``samples`` completions per problem in ``prompt`` format (an
+    evaluation, no update)."""
     module = RLVRModule.__new__(RLVRModule)  # sampling only: no optimiser, no trainer
     L.LightningModule.__init__(module)
     module.model, module.tokenizer = model, tokenizer
     module.grpo = GRPOConfig(
-        group_size=max(2, samples), max_new_tokens=max_new_tokens, temperature=temperature
+        group_size=max(2, samples),
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        prompt=prompt,
     )
     module.generator = torch.Generator().manual_seed(seed)
     return float(module.sample(expressions)[3].mean())
@@ -254,7 +286,8 @@ class RLVRJobConfig:
     trainer: TrainerConfig = field(
         default_factory=lambda: TrainerConfig(run_dir="runs/rlvr", max_steps=50)
     )
-    optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=1e-4))
+    optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=3e-5))
+    """Small: at 1e-4 the sampled reward fell within 40 steps in bench.lm_report."""
     scheduler: SchedulerConfig = field(default_factory=lambda: SchedulerConfig(name="constant"))
 
 
@@ -265,7 +298,7 @@ def run_rlvr(job: RLVRJobConfig) -> dict[str, float]:
 
     tokenizer = model_tokenizer(job.model, job.tokenizer)
     dataset = ProblemDataset(draw_problems(job.problems))
-    seq = max(len(tokenizer.encode(problem_text(e))) for e in dataset.expressions)
+    seq = max(len(prompt_ids(tokenizer, e, job.grpo.prompt)) for e in dataset.expressions)
     module = start_module(
         RLVRModule,
         job.model,

@@ -15,10 +15,16 @@
   yields exactly ``d(global_sum) / global_count``. A per-rank mean would instead weight each
   rank's tokens by how few assistant tokens that rank happened to hold (Tulu 3 found
   sum-normalisation matters with packing, whose rows hold very different counts).
+  With gradient accumulation the count is that of the whole optimizer step: the loader
+  (``SFTLoader``) reads each accumulation group's micro-batches ahead and gives every one the
+  group's count (``group_tokens``); the loss is multiplied by the accumulation factor, which
+  Lightning's division undoes, so the step's gradient is ``d(step sum) / step count``.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import lightning as L
@@ -141,10 +147,41 @@ class SFTDataModule(L.LightningDataModule):
             conversations = read_conversations(self.config.path)
             self.train_set = SFTDataset(conversations, self.tokenizer, self.config)
 
-    def train_dataloader(self) -> ResumableDataLoader:
-        return ResumableDataLoader(
-            self.train_set, batch_size=self.config.batch_size, seed=self.config.seed
+    def train_dataloader(self) -> SFTLoader:
+        trainer = self.trainer
+        return SFTLoader(
+            self.train_set,
+            batch_size=self.config.batch_size,
+            seed=self.config.seed,
+            accumulate=1 if trainer is None else trainer.accumulate_grad_batches,
         )
+
+
+def learned_tokens(batch: dict) -> int:
+    """Assistant tokens a micro-batch learns (each row's first token is never a target)."""
+    return int(batch["mask"][:, 1:].sum())
+
+
+class SFTLoader(ResumableDataLoader):
+    """Micro-batches carrying ``group_tokens``: the learned tokens of their whole accumulation
+    group (the ``accumulate`` micro-batches of one optimizer step), read ahead.
+
+    Groups follow Lightning's boundaries: they restart with each epoch, and a loader resumed
+    part-way through a group (``consumed_batches`` not a multiple of ``accumulate``) first
+    finishes that group; the last group of an epoch may be shorter, as Lightning's is."""
+
+    def __init__(self, dataset, *, accumulate: int = 1, **kwargs) -> None:
+        super().__init__(dataset, **kwargs)
+        self.accumulate = accumulate
+
+    def __iter__(self) -> Iterator[dict]:
+        batches = super().__iter__()
+        size = self.accumulate - self.consumed_batches % self.accumulate
+        while group := list(itertools.islice(batches, size)):
+            count = torch.tensor(sum(learned_tokens(b) for b in group))
+            for batch in group:
+                yield {**batch, "group_tokens": count}
+            size = self.accumulate
 
 
 def global_count(local: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -169,11 +206,18 @@ class SFTModule(CausalLMModule):
     def loss_terms(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         inputs, labels = labels_of(batch["ids"], batch["mask"].bool())
         local = (labels != IGNORE_INDEX).sum()
-        total, world = global_count(local)
-        scale = local.float() * world / total.clamp_min(1.0)
+        group = batch.get("group_tokens")
+        total, world = global_count(local if group is None else group)
+        accumulate = 1 if group is None else self.accumulation()
+        scale = local.float() * world * accumulate / total.clamp_min(1.0)
         loss, logs = self.lm_loss_terms(inputs, labels, scale, doc_ids=_input_docs(batch))
         logs["train/assistant_tokens"] = local.float()
         return loss, logs
+
+    def accumulation(self) -> int:
+        """Micro-batches per optimizer step (Lightning divides each one's loss by it)."""
+        trainer = self._trainer
+        return 1 if trainer is None else trainer.accumulate_grad_batches
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         inputs, labels = labels_of(batch["ids"], batch["mask"].bool())

@@ -13,12 +13,15 @@ from olmo_lm.post.rlvr import (
     GRPOConfig,
     ProblemConfig,
     RLVRJobConfig,
+    cut_at_stop,
     draw_problems,
     group_advantages,
     mean_reward,
     problem_text,
+    prompt_ids,
     reward,
     run_rlvr,
+    stop_ids,
 )
 
 
@@ -27,6 +30,27 @@ def test_reward_is_the_checked_answer_of_the_first_line():
     assert reward("(3 + 4) * 2", " 13\n") == 0.0
     assert reward("3 - 9", " -6") == 1.0
     assert reward("3 - 9", " six") == 0.0
+
+
+def test_a_completion_is_cut_at_its_first_stop():
+    assert cut_at_stop([5, 6, 10, 7, 10], [10]) == (2, 3)
+    assert cut_at_stop([5, 6, 7], [10]) == (3, 3)  # never stopped: all of it is learned
+    assert cut_at_stop([5, 10, 13, 10, 13], [10, 13]) == (1, 3)  # a stop of two tokens
+    assert cut_at_stop([], [10]) == (0, 0)
+
+
+def test_chat_prompts_are_the_chat_template_with_the_assistant_turn_open(chat_tok):
+    from olmo_lm.post.chat import encode_chat
+
+    ids = prompt_ids(chat_tok, "3 + 4", "chat")
+    turn = [{"role": "user", "content": "What is 3 + 4?"}]
+    assert ids == encode_chat(chat_tok, turn, add_generation_prompt=True).ids.tolist()
+    assert chat_tok.special_ids["<|assistant|>"] in ids[-3:]  # the assistant's turn is open
+    assert stop_ids(chat_tok, "chat") == [chat_tok.eos_id]
+    assert prompt_ids(chat_tok, "3 + 4") == chat_tok.encode(problem_text("3 + 4"))
+    assert stop_ids(chat_tok) == chat_tok.encode("\n")
+    with pytest.raises(ValueError, match=r"grpo\.prompt"):
+        GRPOConfig(prompt="plain")
 
 
 def test_corpus_problems_are_the_math_corpus_expressions():

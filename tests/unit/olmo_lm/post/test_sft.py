@@ -11,6 +11,7 @@ from olmo_lm.post.sft import (
     SFTDataConfig,
     SFTDataset,
     SFTJobConfig,
+    SFTLoader,
     SFTModule,
     labels_of,
     pack_conversations,
@@ -102,6 +103,70 @@ def test_loss_is_normalised_over_the_global_batch(monkeypatch):
     assert not torch.allclose(naive[0], expected[0], rtol=1e-3, atol=1e-6)
 
 
+class _Rows(torch.utils.data.Dataset):
+    def __init__(self, ids, mask):
+        self.ids, self.mask = ids, mask
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __getitem__(self, i):
+        return {"ids": self.ids[i], "mask": self.mask[i]}
+
+
+def _uneven_rows():
+    torch.manual_seed(0)
+    ids = torch.randint(64, (4, 17))
+    mask = torch.zeros(4, 17, dtype=torch.bool)
+    mask[0, 3:15] = True  # 12 learned tokens
+    mask[1, 10:12] = True  # 2
+    mask[2, 15:] = True  # 2
+    mask[3, 8:] = True  # 9
+    return ids, mask
+
+
+def test_loader_gives_each_micro_batch_its_accumulation_groups_count():
+    ids, mask = _uneven_rows()
+    loader = SFTLoader(_Rows(ids, mask), batch_size=1, shuffle=False, accumulate=2)
+    counts = [int(b["group_tokens"]) for b in loader]
+    assert counts == [14, 14, 11, 11]
+    # resumed after one micro-batch: the loader first finishes that group
+    loader = SFTLoader(_Rows(ids, mask), batch_size=1, shuffle=False, accumulate=2)
+    loader.load_state_dict({"epoch": 0, "consumed_batches": 1, "batch_size": 1, "seed": 0})
+    assert [int(b["group_tokens"]) for b in loader] == [2, 11, 11]
+    # an epoch whose length is not a multiple of the group ends with a shorter group
+    loader = SFTLoader(_Rows(ids[:3], mask[:3]), batch_size=1, shuffle=False, accumulate=2)
+    assert [int(b["group_tokens"]) for b in loader] == [14, 14, 2]
+
+
+def test_accumulated_micro_batches_match_one_step_over_their_union():
+    """Two micro-batches of very different counts, accumulated as Lightning does (each loss
+    divided by the factor): the gradient is that of the union's sum over its count."""
+    ids, mask = _uneven_rows()
+    module = SFTModule(tiny_config(64), 16, loss={"z_loss_weight": 0.0})
+
+    class _Trainer:
+        accumulate_grad_batches = 2
+
+    def grads(batches, divide):
+        module.zero_grad()
+        for b in batches:
+            (module.loss_terms(b)[0] / divide).backward()
+        return [p.grad.clone() for p in module.parameters()]
+
+    expected = grads([{"ids": ids, "mask": mask}], 1)
+    module._trainer = _Trainer()
+    loader = SFTLoader(_Rows(ids, mask), batch_size=2, shuffle=False, accumulate=2)
+    got = grads(list(loader), 2)
+    for g, want in zip(got, expected, strict=True):
+        torch.testing.assert_close(g, want, rtol=1e-4, atol=1e-6)
+    # normalising each micro-batch by its own count instead weights them unequally
+    plain = [{"ids": ids[s], "mask": mask[s]} for s in (slice(0, 2), slice(2, 4))]
+    module._trainer = None
+    per_micro = grads(plain, 2)
+    assert not torch.allclose(per_micro[0], expected[0], rtol=1e-3, atol=1e-6)
+
+
 def test_sft_run_through_the_core_lowers_the_assistant_loss(start_dir, chats_jsonl, tmp_path):
     run = tmp_path / "sft_run"
     job = SFTJobConfig(
@@ -150,6 +215,12 @@ def test_sft_command_line(start_dir, chats_jsonl, tmp_path):
             "1",
             "--trainer.enable_progress_bar",
             "false",
+            "--trainer.accumulate_grad_batches",
+            "2",
+            "--trainer.log_every_n_steps",
+            "1",
         ]
     )
     assert (run / "model" / "olmo_lm.json").exists() and (run / "config.yaml").exists()
+    rows = list(csv.DictReader(next(run.rglob("metrics.csv")).open()))
+    assert max(int(r["step"]) for r in rows) >= 1  # two optimizer steps of two micro-batches
