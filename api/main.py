@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry
@@ -47,10 +48,39 @@ from api.routes import (
     users,
 )
 from api.settings import Settings
+from api.tile_shortcut import TileShortcut
 from api.web import mount_docs, mount_web
 
 API_PREFIX = "/api/v1"
 log = logging.getLogger("earthplat.api")
+
+
+_FROZEN = False
+
+
+def freeze_startup_objects() -> None:
+    """Once per process, at the first app's start-up: take what start-up made (the modules,
+    the tile renderer's among them, and the app) out of the cyclic garbage collector's reach
+    (``gc.freeze``). A full collection then walks only what requests made since: about 8 ms
+    instead of 120-170 ms, a pause that held up every request of the worker (measured with
+    cached tiles at 50 clients, ``bench/api_latency.py``)."""
+    import gc
+    import importlib
+
+    global _FROZEN
+    if _FROZEN:
+        return
+    for module in ("labeling.tiles", "rio_tiler.io"):  # the first tile would import them
+        importlib.import_module(module)
+    gc.collect()
+    gc.freeze()
+    _FROZEN = True
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI):
+    freeze_startup_objects()
+    yield
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -81,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Earth-observation data collection, labelling, fine-tuning and inference.",
         docs_url=None,  # /docs is served from the local build (mount_docs), not from a CDN
         redoc_url=None,
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -88,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sqlite = is_sqlite(url)
     app.state.bootstrap_key = key
     registry = CollectorRegistry()
+    app.add_middleware(TileShortcut, state=app.state)  # inside the metrics: they count it
     app.add_middleware(MetricsMiddleware, registry=registry)
     install_handlers(app)
 

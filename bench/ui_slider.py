@@ -12,10 +12,14 @@ server (its render cache warm), timing in the page from the slider's input event
 ``data-imagery="ready"`` (the step's images loaded and drawn; see labeling/web/src/
 imagerylayer.js).
 
+The labeller looks at each step for ``--dwell`` seconds (1 by default) before the next, which is
+when the neighbouring steps are fetched ahead.
+
 Rows, each on a fresh server process and an empty render cache:
 - baseline: XYZ tiles with the render cache off (``EARTHPLAT_TILE_CACHE=0``; every tile
-  rendered on request, as before the cache);
-- ours, tiles: XYZ tiles with the render cache;
+  rendered on request, as before the cache) and nothing fetched ahead;
+- ours, tiles: XYZ tiles with the render cache, without and with the neighbouring steps' tiles
+  in view fetched ahead (XYZ is what windows larger than one frame get);
 - ours, frames: one image per step (``/frame/{t}.png``) with the cache and the neighbouring
   steps fetched ahead (the UI's default for windows up to 1024 px).
 
@@ -123,14 +127,18 @@ def materialize(client, admin, settings, pid: int, window: dict) -> None:
         raise SystemExit(f"materialize failed: {job['message']}")
 
 
-def measure(browser, base: str, key: str, pid: int, window: dict, mode: str) -> dict:
+def measure(
+    browser, base: str, key: str, pid: int, window: dict, mode: str, prefetch: bool, dwell: float
+) -> dict:
+    """Step through every time step forward, then back; ``dwell`` seconds on each step."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     page.goto(base + "/")
     page.evaluate(
-        "([k, m]) => { localStorage.setItem('earthplat.key', k); "
-        "localStorage.setItem('earthplat.imagery', m); }",
-        [key, mode],
+        "([k, m, p]) => { localStorage.setItem('earthplat.key', k); "
+        "localStorage.setItem('earthplat.imagery', m); "
+        "localStorage.setItem('earthplat.prefetch', p); }",
+        [key, mode, "on" if prefetch else "off"],
     )
     page.goto(f"{base}/#/projects/{pid}/windows/{window['id']}")
     try:
@@ -146,13 +154,16 @@ def measure(browser, base: str, key: str, pid: int, window: dict, mode: str) -> 
     start = int(page.input_value("[data-testid='time-slider']"))
     order = [t for t in steps if t != start]
     first, again, requests = [], [], []
+    page.wait_for_timeout(1000 * dwell)
     for t in order:  # each step's first showing
         ms, n = page.evaluate(STEP_JS, t)
         first.append(ms)
         requests.append(n)
+        page.wait_for_timeout(1000 * dwell)  # the labeller looks at the step
     for t in reversed([start, *order[:-1]]):  # revisits
         ms, _ = page.evaluate(STEP_JS, t)
         again.append(ms)
+        page.wait_for_timeout(1000 * dwell)
     context.close()
     return {"first": first, "again": again, "requests": requests, "steps": len(steps)}
 
@@ -160,6 +171,9 @@ def measure(browser, base: str, key: str, pid: int, window: dict, mode: str) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="page loads per row")
+    parser.add_argument(
+        "--dwell", type=float, default=1.0, help="seconds the labeller looks at each step"
+    )
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "ui_slider.md"))
     args = parser.parse_args()
     if not CHROMIUM.is_file() or not SERIES.is_file():
@@ -181,19 +195,21 @@ def main() -> None:
             materialize(c, admin, settings, pid, window)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-            for name, cache, mode in (
-                ("baseline: XYZ tiles, no render cache", "0", "tiles"),
-                ("ours: XYZ tiles, render cache", "1", "tiles"),
-                ("ours: one image per step, cache, prefetch", "1", "frames"),
+            for name, cache, mode, prefetch in (
+                ("baseline: XYZ tiles, no render cache, no prefetch", "0", "tiles", False),
+                ("ours: XYZ tiles, render cache, no prefetch", "1", "tiles", False),
+                ("ours: XYZ tiles, render cache, prefetch", "1", "tiles", True),
+                ("ours: one image per step, cache, prefetch", "1", "frames", True),
             ):
                 os.environ["EARTHPLAT_TILE_CACHE"] = cache
                 runs, warm = [], []
                 for _ in range(args.rounds):
                     shutil.rmtree(data_dir / "cache", ignore_errors=True)
                     with live_server(db_url, data_dir) as base:
-                        runs.append(measure(browser, base, ADMIN_KEY, pid, window, mode))
+                        how = (browser, base, ADMIN_KEY, pid, window, mode, prefetch, args.dwell)
+                        runs.append(measure(*how))
                         # a second labeller opening the same window (a new browser context)
-                        warm.append(measure(browser, base, ADMIN_KEY, pid, window, mode))
+                        warm.append(measure(*how))
                 first = [ms for r in runs for ms in r["first"]]
                 second = [ms for r in warm for ms in r["first"]]
                 again = [ms for r in runs for ms in r["again"]]
@@ -213,7 +229,8 @@ def main() -> None:
             browser.close()
     lines = [
         f"Slider step in chromium 1280x800, {platform.node()}, {os.cpu_count()} CPUs, "
-        f"{rows[0]['steps']} time steps, {args.rounds} page loads per row",
+        f"{rows[0]['steps']} time steps, {args.rounds} page loads per row, "
+        f"{args.dwell:g} s on each step (`--dwell`)",
         "",
         "| row | first showing p50 (ms) | first showing max (ms) "
         "| second labeller, first showing p50 (ms) | revisit p50 (ms) | requests per step |",

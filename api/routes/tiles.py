@@ -36,7 +36,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 
 from api.deps import PathId, SessionDep, SettingsDep, WindowRead, _window, bearer, get_current_user
-from api.errors import InvalidInputError, NotFoundError
+from api.errors import InvalidInputError, NotFoundError, PlatformError
 from api.schemas.predictions import PredictionLayerPublic
 from labeling.models import DatasetRecord, Project, WindowRecord
 from labeling.tile_cache import TileCache, etag, etag_matches
@@ -94,7 +94,11 @@ _CACHE_LOCK = threading.Lock()
 
 def get_tile_cache(request: Request) -> TileCache:
     """The app's render cache (made on first use from its settings)."""
-    state = request.app.state
+    return tile_cache_of(request.app.state)
+
+
+def tile_cache_of(state) -> TileCache:
+    """The render cache of the app whose ``app.state`` is ``state``."""
     cache = getattr(state, "tile_cache", None)
     if cache is None:
         with _CACHE_LOCK:
@@ -119,7 +123,9 @@ IfNoneMatch = Annotated[str | None, Header(description="An ETag of an earlier re
 Version = Query(None, max_length=64, description="The layer's version (from the listing)")
 
 
-def _headers(key: str, fresh: bool) -> dict[str, str]:
+def png_headers(key: str, fresh: bool) -> dict[str, str]:
+    """``ETag`` and ``Cache-Control`` of the PNG under ``key`` (``fresh``: asked for with the
+    layer's current version)."""
     return {"ETag": etag(key), "Cache-Control": IMMUTABLE if fresh else REVALIDATE}
 
 
@@ -133,7 +139,7 @@ def png_response(
 ) -> Response:
     """The PNG under ``key``: a ``304`` when ``If-None-Match`` names it, else cached or
     ``render()``-ed. ``fresh``: the URL carried the current version (cache it for good)."""
-    headers = _headers(key, fresh)
+    headers = png_headers(key, fresh)
     if etag_matches(if_none_match, key):
         return Response(status_code=304, headers=headers)
     png, hit = cache.get_or_render(key, render)
@@ -158,7 +164,7 @@ async def png_response_async(
             png_response, cache, key=key, fresh=fresh, if_none_match=if_none_match, render=render
         )
     return Response(
-        png, media_type="image/png", headers={**_headers(key, fresh), "X-Tile-Cache": "hit"}
+        png, media_type="image/png", headers={**png_headers(key, fresh), "X-Tile-Cache": "hit"}
     )
 
 
@@ -193,11 +199,18 @@ class AccessCache:
     """Checked read access of (key, window, layer) for ``ttl`` seconds, in one API process: a
     map shows a window as dozens of tiles a second, and each would repeat the same key, window,
     membership and dataset look-ups. Only granted access is kept; the layer's files are
-    stat-ed on every use, so a re-materialised layer is seen at once."""
+    stat-ed on every use, so a re-materialised layer is seen at once.
+
+    An entry is checked again ahead of its expiry: once between half and four fifths of the
+    ttl have passed (spread at random, so the keys of a map's clients, checked together, are
+    not checked again in one burst), the next request using it claims the re-check
+    (``claim_refresh``), which runs in the background (``refresh_ahead``) while requests go on
+    being answered from the entry. A busy key is so never checked on a request's path, and a
+    revoked one is refused within the ttl, as before (sooner, once its re-check has run)."""
 
     def __init__(self, ttl: float, size: int = 4096):
         self.ttl, self.size = ttl, size
-        self._entries: dict[tuple, tuple[float, LayerSource]] = {}
+        self._entries: dict[tuple, list] = {}  # key -> [expires, re-check due, source]
 
     def get(self, key: tuple) -> LayerSource | None:
         import time
@@ -207,7 +220,7 @@ class AccessCache:
         entry = self._entries.get(key)
         if entry is None or entry[0] < time.monotonic():
             return None
-        src = entry[1]
+        src = entry[2]
         identity = layer_identity(src.path)
         if identity == src.identity:
             return src
@@ -217,24 +230,75 @@ class AccessCache:
         fresh = LayerSource(
             src.window, src.path, identity, layer_info(src.path, identity=identity[2]), src.classes
         )
-        self._entries[key] = (entry[0], fresh)
+        entry[2] = fresh
         return fresh
 
     def put(self, key: tuple, src: LayerSource) -> None:
+        import random
         import time
 
         if self.ttl <= 0:
             return
+        now = time.monotonic()
         if len(self._entries) >= self.size:
-            now = time.monotonic()
             self._entries = {k: v for k, v in self._entries.items() if v[0] >= now}
             if len(self._entries) >= self.size:
                 self._entries.clear()
-        self._entries[key] = (time.monotonic() + self.ttl, src)
+        due = now + self.ttl * random.uniform(0.5, 0.8)
+        self._entries[key] = [now + self.ttl, due, src]
+
+    def claim_refresh(self, key: tuple) -> bool:
+        """Whether the caller should re-check ``key`` now (then nobody else will)."""
+        import time
+
+        entry = self._entries.get(key)
+        if entry is None or entry[1] > time.monotonic():
+            return False
+        entry[1] = float("inf")  # claimed
+        return True
+
+    def forget(self, key: tuple) -> None:
+        self._entries.pop(key, None)
 
 
-def _access_cache(request: Request) -> AccessCache:
-    state = request.app.state
+_REFRESHING: set = set()
+"""Background re-checks in flight (a task is kept referenced until it ends)."""
+
+
+def refresh_ahead(state, key: tuple) -> None:
+    """Re-check ``key``'s access in the background when its entry is due (see
+    ``AccessCache``): renewed when still granted, forgotten when not (the next request then
+    takes the full check, which says why)."""
+    import asyncio
+    import logging
+
+    from starlette.concurrency import run_in_threadpool
+
+    access = access_cache_of(state)
+    if not access.claim_refresh(key):
+        return
+    token, window_id, layer = key
+    credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
+
+    async def check() -> None:
+        try:
+            src = await run_in_threadpool(
+                _resolve, state.session_factory, window_id, layer, credentials
+            )
+        except Exception as e:  # refused, or the check failed: ask again on the request path
+            access.forget(key)
+            if not isinstance(e, PlatformError):
+                logging.getLogger(__name__).warning("tile access re-check failed: %r", e)
+            return
+        access.put(key, src)
+
+    task = asyncio.get_running_loop().create_task(check())
+    _REFRESHING.add(task)
+    task.add_done_callback(_REFRESHING.discard)
+
+
+def access_cache_of(state) -> AccessCache:
+    """The checked-access cache of the app whose ``app.state`` is ``state``."""
     cache = getattr(state, "tile_access", None)
     if cache is None:
         cache = state.tile_access = AccessCache(state.settings.tile_access_ttl_s)
@@ -253,7 +317,7 @@ async def _layer_source(
     the database (in the threadpool); so a cached tile costs no thread hop and no query."""
     from starlette.concurrency import run_in_threadpool
 
-    access = _access_cache(request)
+    access = access_cache_of(request.app.state)
     key = (credentials.credentials if credentials else None, window_id, layer)
     src = access.get(key)
     if src is None:
@@ -261,11 +325,45 @@ async def _layer_source(
             _resolve, request.app.state.session_factory, window_id, layer, credentials
         )
         access.put(key, src)
+    else:
+        refresh_ahead(request.app.state, key)
     _period(src.meta, src.window, layer, t)
     return src
 
 
 LayerRead = Annotated[LayerSource, Depends(_layer_source)]
+
+
+def tile_exists(z: int, x: int, y: int) -> bool:
+    return 0 <= z <= 24 and 0 <= x < 2**z and 0 <= y < 2**z
+
+
+def tile_key(src: LayerSource, t: int, preset: str | None, z: int, x: int, y: int) -> str:
+    """The render cache's key of tile ``z/x/y`` of period ``t`` of ``src``."""
+    from labeling.tile_cache import cache_key, digest
+
+    return cache_key(
+        "tile",
+        src.identity,
+        t=t,
+        preset=preset,
+        z=z,
+        x=x,
+        y=y,
+        size=TILE_SIZE,
+        colours=digest(src.classes),
+    )
+
+
+def frame_key(src: LayerSource, t: int, preset: str | None) -> str:
+    """The render cache's key of the frame of period ``t`` of ``src``."""
+    from labeling.tile_cache import cache_key, digest
+
+    return cache_key("frame", src.identity, t=t, preset=preset, colours=digest(src.classes))
+
+
+def period_exists(src: LayerSource, t: int) -> bool:
+    return 0 <= t < int(src.meta["shape"][0])
 
 
 # --- a window's layers ----------------------------------------------------------------------
@@ -382,15 +480,11 @@ async def read_tile(
     t: int = FastPath(description="The period"),
 ) -> Response:
     """Tile ``z/x/y`` of period ``t`` of a layer of the window."""
-    from labeling.tile_cache import cache_key, digest
     from labeling.tiles import layer_version, render_tile
 
-    if not (0 <= z <= 24 and 0 <= x < 2**z and 0 <= y < 2**z):
+    if not tile_exists(z, x, y):
         raise InvalidInputError(f"tile {z}/{x}/{y} does not exist", fix="0 <= x, y < 2**z")
-    colours = digest(src.classes)
-    key = cache_key(
-        "tile", src.identity, t=t, preset=preset, z=z, x=x, y=y, size=TILE_SIZE, colours=colours
-    )
+    key = tile_key(src, t, preset, z, x, y)
     return await png_response_async(
         cache,
         key=key,
@@ -413,7 +507,6 @@ async def read_frame(
 ) -> Response:
     """The whole window for period ``t`` of a layer as one EPSG:3857 PNG over the listing's
     ``frame_bounds_3857``; 422 for a window too large for one image."""
-    from labeling.tile_cache import cache_key, digest
     from labeling.tiles import FRAME_MAX_PIXELS, frame_geometry, layer_version, render_frame
 
     if frame_geometry(src.meta) is None:
@@ -423,7 +516,7 @@ async def read_frame(
             f"({FRAME_MAX_PIXELS} px)",
             fix="show it as XYZ tiles (the listing's 'tiles' template)",
         )
-    key = cache_key("frame", src.identity, t=t, preset=preset, colours=digest(src.classes))
+    key = frame_key(src, t, preset)
     return await png_response_async(
         cache,
         key=key,

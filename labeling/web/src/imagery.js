@@ -4,7 +4,8 @@
 // and the share of valid (cloud-free, covered) pixels. A second step can be compared with a
 // swipe line. Class maps (label layers, land cover) are overlays with an opacity, never the
 // layer a window opens on.
-// Small windows are shown one image per step with the neighbouring steps fetched ahead.
+// Small windows are shown one image per step; frames or tiles, the neighbouring steps are
+// fetched ahead.
 
 import { h } from "./ui.js";
 
@@ -32,6 +33,24 @@ function framesWanted() {
   } catch {
     return true;
   }
+}
+
+/** Whether to fetch the neighbouring steps ahead (the default; `localStorage[
+ * "earthplat.prefetch"] = "off"` turns it off, as bench/ui_slider.py's baseline does). */
+function prefetchWanted() {
+  try {
+    return localStorage.getItem("earthplat.prefetch") !== "off";
+  } catch {
+    return true;
+  }
+}
+
+/** The nearest period before (`dir` -1) or after (+1) `t` that has data, or null. */
+function nearestPresent(layer, t, dir) {
+  for (let k = t + dir; k >= 0 && k < layer.periods.length; k += dir) {
+    if (!layer.missing_periods.includes(k)) return k;
+  }
+  return null;
 }
 
 /** The map step (see imagerylayer.js) of period `t` of `layer` with `preset`. */
@@ -112,10 +131,14 @@ export function imageryControls(info, winMap) {
     const { layer, t } = state;
     timeLabel.textContent = periodText(layer, t);
     facts.textContent = stepFacts(layer, t);
-    const ahead = [t - 1, t + 1]
-      .filter((k) => k >= 0 && k < layer.periods.length && !layer.missing_periods.includes(k))
-      .map((k) => stepOf(layer, k, state.preset).frame)
-      .filter(Boolean);
+    const ahead = prefetchWanted()
+      ? [nearestPresent(layer, t, -1), nearestPresent(layer, t, 1)]
+          .filter((k) => k !== null)
+          .map((k) => {
+            const step = stepOf(layer, k, state.preset);
+            return step.frame || step.tiles;
+          })
+      : [];
     winMap.setImagery(stepOf(layer, t, state.preset), ahead);
     updateCompare();
     updateOverlay();

@@ -1,5 +1,6 @@
 // The imagery of one time step on the window map, as XYZ tiles or, where the API offers it for
-// a small window, one image per step (fewer requests, and neighbouring steps are fetched ahead).
+// a small window, one image per step (fewer requests). Either way the neighbouring steps are
+// fetched ahead: their frames at once, their tiles in view once this step is on screen.
 //
 // Each step gets a new layer and source (a layer's renderer keeps drawing its last image or
 // tiles until new ones load, whatever the source), so the map never shows another step's
@@ -37,14 +38,31 @@ export function fetchBlobUrl(src) {
   return blobs.get(src);
 }
 
-/** Tiles need the Authorization header, which an <img> cannot send: fetch, then a blob URL. */
+/** Tiles of the neighbouring steps fetched ahead, as blobs by request URL (bounded). */
+const aheadTiles = new Map();
+const KEEP_TILES = 256;
+
+function fetchBlob(src) {
+  return fetch(src, { headers: authHeaders() }).then((r) => {
+    if (!r.ok) throw new Error(`${src}: ${r.status}`);
+    return r.blob();
+  });
+}
+
+/** Fetch the tile `src` ahead of its step (kept until KEEP_TILES newer ones). */
+function prefetchTile(src) {
+  if (aheadTiles.has(src)) return;
+  const p = fetchBlob(src);
+  p.catch(() => aheadTiles.delete(src));
+  aheadTiles.set(src, p);
+  while (aheadTiles.size > KEEP_TILES) aheadTiles.delete(aheadTiles.keys().next().value);
+}
+
+/** Tiles need the Authorization header, which an <img> cannot send: fetch (or take the tile
+ * fetched ahead), then a blob URL. */
 export function loadAuthorized(tileOrImage, src, onError) {
   const image = tileOrImage.getImage();
-  fetch(src, { headers: authHeaders() })
-    .then((r) => {
-      if (!r.ok) throw new Error(`${src}: ${r.status}`);
-      return r.blob();
-    })
+  (aheadTiles.get(src) ?? fetchBlob(src))
     .then((blob) => {
       const url = URL.createObjectURL(blob);
       image.addEventListener("load", () => URL.revokeObjectURL(url), { once: true });
@@ -63,6 +81,21 @@ export function createImageryLayer({ onState, onLayer, zIndex = 0, className = "
   let pending = 0;
   let started = false;
   let failed = false;
+  let coords = []; // tile coordinates the step's XYZ source asked for
+  let aheadTemplates = []; // XYZ templates of the neighbouring steps, fetched once ready
+
+  /** The neighbouring steps' tiles where this step's are, once this step is on screen (so
+   * they never queue in front of its own). */
+  function fetchAhead() {
+    const seen = new Set(coords.map((c) => c.join("/")));
+    for (const template of aheadTemplates) {
+      for (const key of seen) {
+        const [z, x, y] = key.split("/");
+        prefetchTile(template.replace("{z}", z).replace("{x}", x).replace("{y}", y));
+      }
+    }
+    aheadTemplates = [];
+  }
 
   function report(state, gen) {
     if (gen !== generation) return; // a later step has started
@@ -77,6 +110,7 @@ export function createImageryLayer({ onState, onLayer, zIndex = 0, className = "
       transition: 0,
       tileLoadFunction: (tile, src) => {
         status.requested.push(src);
+        if (gen === generation) coords.push(tile.getTileCoord());
         loadAuthorized(tile, src, () => tile.setState(3 /* TileState.ERROR */));
       },
     });
@@ -117,7 +151,8 @@ export function createImageryLayer({ onState, onLayer, zIndex = 0, className = "
     status,
     /**
      * Show one step: `{key, tiles}` (an XYZ template) or `{key, frame, extent}` (one image over
-     * an EPSG:3857 extent), or null for nothing. `ahead` lists frame URLs to fetch in advance.
+     * an EPSG:3857 extent), or null for nothing. `ahead`: the neighbouring steps' frame URLs
+     * (fetched now) or XYZ templates (their tiles in view fetched once this step is ready).
      */
     show(step, ahead = []) {
       generation++;
@@ -127,6 +162,8 @@ export function createImageryLayer({ onState, onLayer, zIndex = 0, className = "
       pending = 0;
       started = false;
       failed = false;
+      coords = [];
+      aheadTemplates = step?.frame ? [] : ahead;
       group.getLayers().clear();
       current = null;
       if (!step) {
@@ -139,12 +176,13 @@ export function createImageryLayer({ onState, onLayer, zIndex = 0, className = "
         : new TileLayer({ className, source: tileSource(step.tiles, gen) });
       onLayer?.(current);
       group.getLayers().push(current);
-      for (const url of ahead) fetchBlobUrl(url).catch(() => {});
+      if (step.frame) for (const url of ahead) fetchBlobUrl(url).catch(() => {});
     },
     /** After a complete render of the map: the step is on screen once nothing is pending. */
     settle() {
       if (status.state !== "loading" || !started || pending > 0) return;
       report(failed ? "error" : "ready", generation);
+      if (!failed) fetchAhead();
     },
     setVisible(v) {
       group.setVisible(v);

@@ -169,7 +169,7 @@ export function createWindowMap(target, { window, classes, onImagery }) {
     styleFn,
     imagery,
     /** Show one imagery step ({key, tiles} or {key, frame, extent}) or nothing (null);
-     * `ahead`: frame URLs to fetch in advance (the neighbouring steps). */
+     * `ahead`: the neighbouring steps' frame URLs or tile templates, fetched in advance. */
     setImagery(step, ahead) {
       imagery.show(step, ahead);
     },

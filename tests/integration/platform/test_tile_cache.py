@@ -266,3 +266,102 @@ def test_checked_access_is_reused_for_its_ttl_and_no_longer(served, monkeypatch)
     assert client.get(tile, headers=viewer).status_code == 200
     client.delete(f"/api/v1/projects/{pid}/members/{uid}", headers=ADMIN)
     assert client.get(tile, headers=viewer).status_code == 403
+
+
+def test_access_is_checked_again_ahead_of_expiry_in_the_background(served, monkeypatch):
+    """Past the entry's re-check time (half to four fifths of the ttl) a request is answered
+    from the entry at once and claims a re-check in the background: still granted, the entry
+    is renewed; revoked, it is forgotten and the next request is refused, before the ttl."""
+    import time
+
+    client, pid, w, (z, x, y) = served
+    uid, viewer = make_user(client, "rex", project_id=pid, role="viewer")
+    tile = f"/api/v1/tiles/{w['id']}/s2/1/{z}/{x}/{y}.png"
+    assert client.get(tile, headers=viewer).status_code == 200
+    access = client.app_state.tile_access
+    key = (viewer["Authorization"].split()[1], w["id"], "s2")
+    expires, due, _ = access._entries[key]
+    assert expires - 0.5 * access.ttl - 1e-6 <= due <= expires - 0.2 * access.ttl + 1e-6
+
+    def wait_for(condition) -> None:
+        for _ in range(200):
+            if condition():
+                return
+            time.sleep(0.01)
+        raise AssertionError("the background re-check did not end")
+
+    monkeypatch.setattr(time, "monotonic", lambda: due + 0.01)
+    assert client.get(tile, headers=viewer).status_code == 200
+    wait_for(lambda: access._entries[key][0] > expires)  # renewed from a new check
+    _, due, _ = access._entries[key]
+    r = client.delete(f"/api/v1/projects/{pid}/members/{uid}", headers=ADMIN)
+    assert r.status_code == 204
+    monkeypatch.setattr(time, "monotonic", lambda: due + 0.01)
+    assert client.get(tile, headers=viewer).status_code == 200  # from the entry, still in ttl
+    wait_for(lambda: key not in access._entries)  # the re-check found the member gone
+    assert client.get(tile, headers=viewer).status_code == 403
+
+
+def test_the_shortcut_answers_as_the_route_does(served):
+    """Every request a map sends, asked with ``api.tile_shortcut`` on and then off: the same
+    status, body and caching headers; the shortcut answered the hits and 304s itself, and the
+    metrics count them under the tile route."""
+    client, pid, w, (z, x, y) = served
+    _, viewer = make_user(client, "sam", project_id=pid, role="viewer")
+    _, outsider = make_user(client, "oz")
+    layer = _layer(client, w["id"])
+    tile = f"/api/v1/tiles/{w['id']}/s2/1/{z}/{x}/{y}.png"
+    frame = layer["frame"].replace("{t}", "1")
+    tag = client.get(tile, headers=viewer).headers["etag"]
+    asks = [
+        (tile, viewer),
+        (f"{tile}?v={layer['version']}", viewer),  # fresh: immutable
+        (f"{tile}?v=old&preset=", viewer),
+        (f"{tile}?preset=swir", viewer),
+        (f"{tile}?preset=swir&preset=gray", viewer),  # given twice: the route takes the last
+        (tile, {**viewer, "If-None-Match": tag}),
+        (tile, {**viewer, "If-None-Match": f'"other", {tag}'}),
+        (tile, {**viewer, "If-None-Match": '"other"'}),
+        (frame, viewer),
+        (tile, {"Authorization": viewer["Authorization"].replace("Bearer", "bearer")}),
+        (tile, outsider),
+        (tile, {"If-None-Match": tag}),
+        (tile.replace("/s2/1/", "/s2/9/"), viewer),  # no such period
+        (tile.replace(f"/{z}/{x}/", f"/{z}/{2**z}/"), viewer),  # no such tile
+        (tile.replace("/s2/", "/s3/"), viewer),  # no such layer
+        (f"{tile}?preset={'x' * 65}", viewer),  # too long
+    ]
+    shortcut = client.app_state.tile_shortcut
+
+    def answers():
+        out = []
+        for url, headers in asks:
+            r = client.get(url, headers=headers)
+            keep = ("etag", "cache-control", "x-tile-cache", "content-type", "content-length")
+            out.append((url, r.status_code, r.content, {k: r.headers.get(k) for k in keep}))
+        return out
+
+    answers()  # every PNG rendered once
+    before = shortcut.answered
+    on = answers()
+    answered = shortcut.answered - before
+    shortcut.enabled = False
+    try:
+        off = answers()
+    finally:
+        shortcut.enabled = True
+    assert shortcut.answered - before == answered
+    for a, b in zip(on, off, strict=True):
+        assert a == b, a[0]
+    statuses = [s for _, s, _, _ in on]
+    assert statuses[:9] == [200, 200, 200, 200, 200, 304, 304, 200, 200]
+    assert statuses[9:] == [200, 403, 401, 404, 422, 404, 422]  # the scheme in any case
+    # the shortcut answered the hits and 304s of the viewer's checked access; the route the
+    # errors and the preset given twice
+    assert answered == 9, answered
+    import gc
+
+    assert gc.get_freeze_count() > 0  # start-up's objects are out of the collector's reach
+    metrics = client.get("/metrics").text
+    route = 'route="/api/v1/tiles/{window_id}/{layer}/{t}/{z}/{x}/{y}.png"'
+    assert any(route in line and 'status="304"' in line for line in metrics.splitlines())
