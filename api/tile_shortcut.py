@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl
 from starlette.responses import Response
 
 from api.routes import tiles
+from labeling.tile_cache import etag_matches
 
 _PATH = re.compile(
     r"^/api/v1/tiles/(?P<window>[0-9]+)/(?P<layer>[^/]+)/"
@@ -74,7 +75,7 @@ class TileShortcut:
         tiles.refresh_ahead(self.state, key)
         frame = match["ft"] is not None
         t = int(match["ft"] if frame else match["t"])
-        if not tiles.period_exists(src, t):
+        if not tiles.period_exists(src.meta, t):
             return None
         preset = query.get("preset")
         if frame:
@@ -88,8 +89,7 @@ class TileShortcut:
             if not tiles.tile_exists(z, x, y):
                 return None
             png_key = tiles.tile_key(src, t, preset, z, x, y)
-        from labeling.tile_cache import etag_matches
-        from labeling.tiles import layer_version
+        from labeling.tiles import layer_version  # rio-tiler: imported once the routes run
 
         fresh = query.get("v") == layer_version(src.identity)
         if_none_match = _header(scope, b"if-none-match")

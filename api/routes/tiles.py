@@ -362,8 +362,9 @@ def frame_key(src: LayerSource, t: int, preset: str | None) -> str:
     return cache_key("frame", src.identity, t=t, preset=preset, colours=digest(src.classes))
 
 
-def period_exists(src: LayerSource, t: int) -> bool:
-    return 0 <= t < int(src.meta["shape"][0])
+def period_exists(meta: dict, t: int) -> bool:
+    """Whether the layer of ``meta`` (its JSON) has period ``t``."""
+    return 0 <= t < int(meta["shape"][0])
 
 
 # --- a window's layers ----------------------------------------------------------------------
@@ -398,8 +399,8 @@ def _layer_file(session, window: WindowRecord, layer: str):
 
 
 def _period(meta: dict, window: WindowRecord, layer: str, t: int) -> None:
-    n = int(meta["shape"][0])
-    if not 0 <= t < n:
+    if not period_exists(meta, t):
+        n = int(meta["shape"][0])
         raise NotFoundError(
             f"layer {layer!r} of window {window.id} has {n} period(s); there is no t={t}",
             fix=f"use t from 0 to {n - 1}",
